@@ -1,0 +1,3 @@
+"""appliance: an offline-first edge voice agent appliance."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,122 @@
+"""Builds the parts from config and owns their lifecycle (load, run, close).
+
+`fleet/` and `ops/` talk to this object, never to the inside of `voice/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from appliance.agents.agent import Agent, create_agent
+from appliance.audio.playback import PlaybackQueue
+from appliance.config import AppConfig
+from appliance.ops.manifest import load_manifest
+from appliance.ops.model_store import ModelStore
+from appliance.providers.base import LLMOptions
+from appliance.providers.compute import ComputeBudget
+from appliance.providers.registry import build_llm, build_stt, build_tts, build_vad, check_descriptor
+from appliance.voice.activity import ActivityOptions
+from appliance.voice.endpointing import EndpointingOptions
+from appliance.voice.reply import ReplyTimeouts
+from appliance.voice.session import Providers, VoiceSession
+from appliance.voice.state import InterruptionOptions, SessionOptions
+
+log = logging.getLogger(__name__)
+
+
+def session_options(config: AppConfig) -> SessionOptions:
+    return SessionOptions(
+        activity=ActivityOptions(config.vad.activation, config.vad.deactivation, config.vad.min_speech_ms),
+        endpointing=EndpointingOptions(
+            config.endpointing.min_silence_ms,
+            config.endpointing.max_silence_ms,
+            config.endpointing.max_turn_s,
+        ),
+        interruption=InterruptionOptions(
+            config.interruption.enabled,
+            config.interruption.min_speech_ms,
+            config.interruption.resume_after_ms,
+        ),
+        reply_timeouts=ReplyTimeouts(config.timeouts.llm_first_token_s, config.timeouts.tts_first_audio_s),
+        stt_timeout_s=config.timeouts.stt_s,
+        llm=LLMOptions(max_tokens=config.llm.max_tokens, temperature=config.llm.temperature),
+        preemptive=config.endpointing.preemptive,
+        language=config.stt.language,
+        history_chars=config.llm.context_tokens * 2,
+    )
+
+
+def make_agent(config: AppConfig) -> Agent:
+    agent = create_agent(config.agent.name)
+    if config.agent.instructions:
+        agent.instructions = config.agent.instructions
+    return agent
+
+
+@dataclass
+class LoadTimes:
+    total_s: float
+    per_stage_s: dict[str, float]
+
+
+class Appliance:
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.store = ModelStore(config.models.dir, load_manifest())
+        self.budget = ComputeBudget.for_cores(config.compute.threads)
+        self.providers: Providers | None = None
+        self.load_times: LoadTimes | None = None
+
+    def check(self) -> None:
+        """Fail fast, before loading anything, on descriptors we cannot build."""
+        create_agent(self.config.agent.name)
+        check_descriptor("vad", self.config.vad.provider)
+        for stage, chain in (("stt", self.config.stt.provider), ("llm", self.config.llm.provider),
+                             ("tts", self.config.tts.provider)):  # fmt: skip
+            check_descriptor(stage, chain[0])
+
+    async def load(self, warm_up: bool = True) -> Providers:
+        """Load every engine (in parallel worker threads) and warm each up once."""
+        self.check()
+        cfg = self.config
+        started = time.monotonic()
+        times: dict[str, float] = {}
+
+        async def timed(stage: str, fn):  # type: ignore[no-untyped-def]
+            t0 = time.monotonic()
+            result = await asyncio.to_thread(fn)
+            times[stage] = time.monotonic() - t0
+            return result
+
+        # Only the first descriptor of a chain is built: fallback chains arrive with cloud providers.
+        vad, stt, llm, tts = await asyncio.gather(
+            timed("vad", lambda: build_vad(cfg.vad.provider, self.store, self.budget)),
+            timed("stt", lambda: build_stt(cfg.stt.provider[0], self.store, self.budget, cfg.stt.language)),
+            timed(
+                "llm", lambda: build_llm(cfg.llm.provider[0], self.store, self.budget, cfg.llm.context_tokens)
+            ),
+            timed("tts", lambda: build_tts(cfg.tts.provider[0], self.store, self.budget, cfg.tts.speed)),
+        )
+        providers = Providers(vad=vad, stt=stt, llm=llm, tts=tts)
+        if warm_up:
+            await asyncio.gather(stt.warm_up(), llm.warm_up(), tts.warm_up())
+        self.providers = providers
+        self.load_times = LoadTimes(time.monotonic() - started, times)
+        log.info("engines ready in %.2f s (%s)", self.load_times.total_s, self.budget)
+        return providers
+
+    def new_session(self, output_rate: int) -> VoiceSession:
+        if self.providers is None:
+            raise RuntimeError("load() the appliance before starting a session")
+        self.providers.vad.reset()
+        return VoiceSession(self.providers, make_agent(self.config), PlaybackQueue(output_rate),
+                            session_options(self.config))  # fmt: skip
+
+    async def aclose(self) -> None:
+        providers, self.providers = self.providers, None
+        if providers is not None:
+            for provider in (providers.vad, providers.stt, providers.llm, providers.tts):
+                await provider.aclose()

@@ -1,0 +1,98 @@
+"""`appliance run`: the device, or a recorded conversation through the whole pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+from appliance.audio.wav import WavError, read_wav, write_wav
+from appliance.cli import EXIT_OK, EXIT_USAGE, CliError
+from appliance.commands.common import load_appliance
+from appliance.config import AppConfig
+from appliance.transports.file import FileTransport
+from appliance.voice.turn_record import TurnRecord
+
+OUTPUT_RATE = 16_000
+BUNDLED_REPLY = Path("appliance-reply.wav")
+
+
+def bundled_question() -> Path:
+    return Path(str(resources.files("appliance") / "data" / "question.wav"))
+
+
+async def run_command(args: argparse.Namespace, config: AppConfig) -> int:
+    if args.input is None:
+        if args.output is not None or args.fast:
+            raise CliError("--output and --fast go with --input", EXIT_USAGE)
+        return await _run_device(config, args.json)
+    if args.output is None:
+        raise CliError("--input needs --output (where to write the agent's audio)", EXIT_USAGE)
+    return await run_file(config, args.input, args.output, as_json=args.json, fast=args.fast)
+
+
+async def run_file(
+    config: AppConfig, input_path: Path, output_path: Path, *, as_json: bool, fast: bool
+) -> int:
+    try:
+        audio = read_wav(input_path)
+    except WavError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    if not output_path.parent.exists():
+        raise CliError(f"{output_path.parent} does not exist (the folder for --output)", EXIT_USAGE)
+    appliance = await load_appliance(config)
+    try:
+        session = appliance.new_session(OUTPUT_RATE)
+        session.on_turn.append(lambda record: _print_turn(record, as_json))
+        result = await FileTransport(session, realtime=not fast).run(audio)
+        await session.aclose()
+    finally:
+        await appliance.aclose()
+    write_wav(output_path, result.output)
+    if not as_json:
+        print(f"wrote {output_path} ({result.output.duration:.1f} s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_turn(record: TurnRecord, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record.to_json()), flush=True)
+        return
+    latency = record.latency_ms
+    print(f"you:   {record.user_text}", flush=True)
+    print(f"agent: {record.agent_text}{' [interrupted]' if record.interrupted else ''}", flush=True)
+    print(
+        "       voice-to-voice {v} ms (end of turn {e}, stt {s}, llm ttft {l}, tts ttfb {t})".format(
+            v=latency["voice_to_voice"],
+            e=latency["end_of_turn"],
+            s=latency["stt_final"],
+            l=latency["llm_ttft"],
+            t=latency["tts_ttfb"],
+        ),  # fmt: skip
+        flush=True,
+    )
+    if record.error:
+        print(f"       error: {record.error}", flush=True)
+
+
+async def _run_device(config: AppConfig, as_json: bool) -> int:
+    from appliance.commands.devices import default_devices
+
+    if config.audio.input == "none":
+        raise CliError("headless mode ([audio] input = \"none\") needs MQTT or LiveKit, which this build lacks",
+                       EXIT_USAGE)  # fmt: skip
+    devices = default_devices()
+    if devices.input is None or devices.output is None:
+        question = bundled_question()
+        print(
+            f"no sound card found ({devices.reason}); answering the bundled spoken question "
+            f"{question.name} into {BUNDLED_REPLY} instead",
+            file=sys.stderr,
+        )
+        return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
+    raise CliError(
+        f"found sound devices ({devices.input} / {devices.output}) but live microphone mode is not in this build "
+        "yet; use `appliance run --input IN.wav --output OUT.wav`"
+    )

@@ -1,0 +1,261 @@
+"""The one typed config: defaults (fully local), a TOML file, env overrides.
+
+Precedence: defaults < TOML file < environment (`APPLIANCE_<SECTION>__<KEY>`).
+Unknown keys and wrong types are errors that name the key and where it came
+from; nothing is silently ignored. `effective_config` shows what is in force,
+with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "APPLIANCE_"
+_DESCRIPTOR = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
+
+
+class ConfigError(ValueError):
+    """Bad config; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _chain(value: str | list[str]) -> list[str]:
+    chain = [value] if isinstance(value, str) else list(value)
+    if not chain:
+        raise ValueError("needs at least one provider descriptor")
+    for item in chain:
+        if not _DESCRIPTOR.match(item):
+            raise ValueError(f"{item!r} is not a provider descriptor like 'local/whisper-tiny.en'")
+    return chain
+
+
+class AgentConfig(_Section):
+    name: str = "assistant"
+    instructions: str | None = Field(default=None, description="Overrides the agent's own instructions.")
+
+
+class SttConfig(_Section):
+    provider: list[str] = ["local/whisper-tiny.en"]
+    language: str | None = "en"
+
+    _check = field_validator("provider", mode="before")(_chain)
+
+
+class LlmConfig(_Section):
+    provider: list[str] = ["local/smollm2-135m"]
+    policy: Literal["local-first", "cloud-first"] = "local-first"
+    max_tokens: int = Field(default=80, ge=1, le=4096)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    context_tokens: int = Field(default=2048, ge=256, le=32768)
+
+    _check = field_validator("provider", mode="before")(_chain)
+
+
+class TtsConfig(_Section):
+    provider: list[str] = ["local/piper-joe-medium"]
+    speed: float = Field(default=1.0, gt=0.25, le=4.0, description="Speaking rate; 1.0 is the voice's own.")
+
+    _check = field_validator("provider", mode="before")(_chain)
+
+
+class VadConfig(_Section):
+    provider: str = "local/silero-vad"
+    activation: float = Field(default=0.5, gt=0.0, lt=1.0)
+    deactivation: float = Field(default=0.35, gt=0.0, lt=1.0)
+    min_speech_ms: int = Field(default=64, ge=0, le=2000)
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> VadConfig:
+        if self.deactivation > self.activation:
+            raise ValueError("deactivation must not exceed activation")
+        return self
+
+
+class EndpointingConfig(_Section):
+    min_silence_ms: int = Field(default=300, ge=50, le=10_000)
+    max_silence_ms: int = Field(default=1500, ge=50, le=30_000)
+    max_turn_s: float = Field(default=30.0, gt=1.0, le=600.0)
+    preemptive: bool = True
+
+    @model_validator(mode="after")
+    def _order(self) -> EndpointingConfig:
+        if self.max_silence_ms < self.min_silence_ms:
+            raise ValueError("max_silence_ms must be >= min_silence_ms")
+        return self
+
+
+class InterruptionConfig(_Section):
+    enabled: bool = True
+    min_speech_ms: int = Field(default=250, ge=0, le=5000)
+    resume_after_ms: int = Field(default=400, ge=0, le=5000)
+
+
+class TimeoutsConfig(_Section):
+    stt_s: float = Field(default=10.0, gt=0)
+    llm_first_token_s: float = Field(default=15.0, gt=0)
+    tts_first_audio_s: float = Field(default=10.0, gt=0)
+
+
+class ProviderEndpoint(_Section):
+    base_url: str | None = None
+    api_key: str | None = None
+
+
+class AudioConfig(_Section):
+    input: str = "device"
+    output: str = "device"
+
+
+class MqttConfig(_Section):
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    device_id: str = "appliance-1"
+    group: str = "default"
+    topic_prefix: str = "appliance"
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    telemetry_interval_s: float = Field(default=30.0, gt=0)
+
+
+class LiveKitConfig(_Section):
+    url: str | None = None
+    token: str | None = None
+    api_key: str | None = None
+    api_secret: str | None = None
+    room: str | None = None
+    identity: str = "appliance"
+    auto_join: bool = False
+
+
+class ModelsConfig(_Section):
+    dir: Path = Path(".models")
+
+
+class ComputeConfig(_Section):
+    threads: int = Field(
+        default=0, ge=0, le=256, description="CPU threads for inference; 0 = all usable cores."
+    )
+
+
+class PrivacyConfig(_Section):
+    publish_transcripts: bool = False
+
+
+class AppConfig(_Section):
+    agent: AgentConfig = AgentConfig()
+    stt: SttConfig = SttConfig()
+    llm: LlmConfig = LlmConfig()
+    tts: TtsConfig = TtsConfig()
+    vad: VadConfig = VadConfig()
+    endpointing: EndpointingConfig = EndpointingConfig()
+    interruption: InterruptionConfig = InterruptionConfig()
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    providers: dict[str, ProviderEndpoint] = {}
+    audio: AudioConfig = AudioConfig()
+    mqtt: MqttConfig = MqttConfig()
+    livekit: LiveKitConfig = LiveKitConfig()
+    models: ModelsConfig = ModelsConfig()
+    compute: ComputeConfig = ComputeConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+
+
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Defaults, then the TOML file (if any), then env overrides; validated as one."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    env_keys = _apply_env(data, os.environ if environ is None else environ)
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, env_keys)) from None
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge `APPLIANCE_SECTION__KEY=value` into data; returns dotted key -> env var name."""
+    applied: dict[str, str] = {}
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if any(not p for p in parts):
+            raise ConfigError(f"environment variable {name} is not of the form APPLIANCE_SECTION__KEY")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {name}: {'.'.join(parts[:-1])} is not a table")
+            node = child
+        node[parts[-1]] = _parse_env_value(environ[name])
+        applied[".".join(parts)] = name
+    return applied
+
+
+def _parse_env_value(raw: str) -> Any:
+    """A TOML literal when it parses as one (numbers, booleans, arrays, quoted strings), else the text."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _describe(exc: ValidationError, source: str, env_keys: Mapping[str, str]) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+    origin = env_keys.get(key, source)
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if "input" in first and not isinstance(first["input"], dict):
+            message += f" (got {first['input']!r})"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"config error in {origin}: {key}: {message}{more}"
+
+
+_SECRET_KEYS = {"api_key", "api_secret", "password", "token"}
+
+
+def effective_config(config: AppConfig) -> dict[str, Any]:
+    """The config in force as plain data, with secrets redacted (safe to print or publish)."""
+    return _redact(config.model_dump(mode="json"))
+
+
+def _redact(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: ("<redacted>" if k in _SECRET_KEYS and v is not None and not _is_reference(v) else _redact(v))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_redact(v) for v in node]
+    return node
+
+
+def _is_reference(value: Any) -> bool:
+    """`env:NAME` / `file:/path` say where a secret lives, not what it is; showing them helps debugging."""
+    return isinstance(value, str) and (value.startswith("env:") or value.startswith("file:"))

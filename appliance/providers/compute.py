@@ -1,0 +1,38 @@
+"""How many CPU threads each engine may use, so the cores are not oversubscribed.
+
+STT runs alone (the LLM waits for its transcript), so it gets every core. The
+LLM and TTS run at the same time (TTS speaks sentence one while the LLM writes
+sentence two), so they split the cores. llama.cpp's threads spin while they
+wait for each other, which makes oversubscription especially costly for it.
+VAD is tiny and runs on every frame: one thread.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects taskset / cgroup cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ComputeBudget:
+    cores: int
+    vad: int
+    stt: int
+    llm: int
+    tts: int
+
+    @staticmethod
+    def for_cores(cores: int = 0) -> ComputeBudget:
+        """`cores` = 0 means all usable cores."""
+        total = cores if cores > 0 else usable_cores()
+        tts = 1 if total <= 4 else 2
+        llm = max(1, total - tts)
+        return ComputeBudget(cores=total, vad=1, stt=total, llm=llm, tts=tts)

@@ -1,0 +1,91 @@
+"""llama.cpp (through llama-cpp-python) chat completion, streamed token by token.
+
+One `Llama` context lives for the whole process. Each turn's prompt starts
+with the previous turn's prompt and reply, and llama-cpp-python keeps the
+tokens it evaluated last time, so only the new part of the conversation is
+evaluated: the KV cache is reused across turns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.providers.base import LLM, ChatMessage, LLMOptions
+from appliance.providers.workers import EngineWorker
+
+
+class LlamaCppLLM(LLM):
+    def __init__(
+        self,
+        model_path: Path,
+        threads: int,
+        context_tokens: int = 2048,
+        descriptor: str = "local/smollm2-135m",
+    ) -> None:
+        from llama_cpp import Llama
+
+        self._llama = Llama(
+            model_path=str(model_path),
+            n_ctx=context_tokens,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=256,
+            verbose=False,
+        )
+        self._worker = EngineWorker("llm")
+        self.descriptor = descriptor
+        self.last_prompt_tokens_evaluated = 0
+        """Prompt tokens the last request had to evaluate (the rest came from the KV cache)."""
+
+    def _generate(
+        self, messages: Sequence[ChatMessage], options: LLMOptions, cancel: threading.Event
+    ) -> Iterator[str]:
+        before = self._prompt_evals()
+        chunks: Any = self._llama.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+            stream=True,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            stop=list(options.stop) or None,
+        )
+        first = True
+        try:
+            for chunk in chunks:
+                if first:
+                    self.last_prompt_tokens_evaluated = self._prompt_evals() - before
+                    first = False
+                if cancel.is_set():
+                    break
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+        finally:
+            chunks.close()
+
+    def _prompt_evals(self) -> int:
+        """Running count of prompt tokens llama.cpp has evaluated in this context."""
+        import llama_cpp
+
+        try:
+            data = llama_cpp.llama_perf_context(self._llama.ctx)
+            return int(data.n_p_eval)
+        except (AttributeError, TypeError):
+            return 0
+
+    async def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]:
+        async for piece in self._worker.stream(lambda cancel: self._generate(messages, options, cancel)):
+            yield piece
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    async def warm_up(self) -> None:
+        async for _ in self.stream([ChatMessage("user", "Hi")], LLMOptions(max_tokens=1)):
+            pass
+
+    async def aclose(self) -> None:
+        self._worker.shutdown()
+        self._llama.close()

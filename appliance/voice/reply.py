@@ -1,0 +1,172 @@
+"""One spoken reply: LLM tokens -> sentence pieces -> TTS -> the output, streamed.
+
+The LLM keeps writing while TTS speaks the first piece. A reply can be started
+before the turn is committed (preemptive generation) with its gate closed: it
+computes but plays nothing until `release()`. `cancel()` stops the LLM and TTS
+at once (their worker loops check a cancel flag between tokens / sentences).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from appliance.audio.frames import AudioChunk
+from appliance.providers.base import LLM, TTS, ChatMessage, LLMOptions
+from appliance.voice.chunker import SentenceChunker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ReplyTimeout(Exception):
+    """A stage did not produce its first output within its deadline."""
+
+
+@dataclass
+class ReplyTimeouts:
+    llm_first_token_s: float = 15.0
+    tts_first_audio_s: float = 10.0
+
+
+@dataclass
+class ReplyMetrics:
+    llm_ttft: float | None = None
+    tts_ttfb: float | None = None
+    pieces: list[str] = field(default_factory=list)
+
+
+PlayFn = Callable[[AudioChunk, int], None]
+"""(chunk, piece index) -> None: hands audio to the output."""
+
+
+class Reply:
+    def __init__(
+        self,
+        llm: LLM,
+        tts: TTS,
+        messages: Sequence[ChatMessage],
+        options: LLMOptions,
+        play: PlayFn,
+        timeouts: ReplyTimeouts,
+        *,
+        held: bool = False,
+    ) -> None:
+        self._llm = llm
+        self._tts = tts
+        self._messages = list(messages)
+        self._options = options
+        self._play = play
+        self._timeouts = timeouts
+        self._gate = asyncio.Event()
+        if not held:
+            self._gate.set()
+        self.metrics = ReplyMetrics()
+        self.first_audio = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reply")
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def retarget(self, play: PlayFn) -> None:
+        """Say where the audio goes; a held reply is made before its turn exists."""
+        self._play = play
+
+    @property
+    def held(self) -> bool:
+        return not self._gate.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.metrics.pieces)
+
+    async def wait(self) -> None:
+        """Wait for the reply to finish; re-raises its error (timeouts included)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        writer = asyncio.create_task(self._write(pieces), name="reply-llm")
+        try:
+            await self._speak(pieces)
+            await writer
+        finally:
+            if not writer.done():
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writer
+
+    async def _write(self, pieces: asyncio.Queue[str | None]) -> None:
+        chunker = SentenceChunker()
+        started = time.monotonic()
+        tokens = self._llm.stream(self._messages, self._options)
+        try:
+            first = await _first_within(tokens, self._timeouts.llm_first_token_s, "LLM first token")
+            if first is None:
+                return
+            self.metrics.llm_ttft = time.monotonic() - started
+            for piece in chunker.push(first):
+                pieces.put_nowait(piece)
+            async for token in tokens:
+                for piece in chunker.push(token):
+                    pieces.put_nowait(piece)
+            for piece in chunker.flush():
+                pieces.put_nowait(piece)
+        finally:
+            pieces.put_nowait(None)
+            await _aclose(tokens)
+
+    async def _speak(self, pieces: asyncio.Queue[str | None]) -> None:
+        index = 0
+        while (text := await pieces.get()) is not None:
+            started = time.monotonic()
+            audio = self._tts.synthesize(text)
+            try:
+                first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio")
+                if first is None:
+                    continue
+                if self.metrics.tts_ttfb is None:
+                    self.metrics.tts_ttfb = time.monotonic() - started
+                self.metrics.pieces.append(text)
+                await self._gate.wait()
+                self._play(first, index)
+                self.first_audio.set()
+                async for chunk in audio:
+                    self._play(chunk, index)
+            finally:
+                await _aclose(audio)
+            index += 1
+
+
+async def _first_within(stream: AsyncIterator[T], seconds: float, what: str) -> T | None:
+    try:
+        async with asyncio.timeout(seconds):
+            return await anext(stream, None)
+    except TimeoutError:
+        raise ReplyTimeout(f"{what} did not arrive within {seconds:g} s") from None
+
+
+async def _aclose(stream: AsyncIterator[object]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()

@@ -1,0 +1,426 @@
+"""The voice session: listen -> think -> speak, with barge-in, on the audio timeline.
+
+A transport feeds 16 kHz frames (`feed`) and drives a `PlaybackQueue` for the
+agent's voice. Each frame goes through VAD; the endpointer decides when the
+user's turn is over. During the silence that may end a turn the session already
+transcribes (speculative STT) and, if the transcript reads as finished, starts
+the reply with its playback held, so the first audio is ready the moment the
+turn is committed. Speech over the agent pauses its voice at once; if it lasts,
+the reply is cancelled and the new speech becomes the next turn; if it was a
+short noise, the voice resumes where it paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.agents.agent import Agent
+from appliance.agents.chat_context import ChatContext
+from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
+from appliance.audio.playback import PlaybackQueue
+from appliance.providers.base import LLM, STT, TTS, VAD, ChatMessage, Transcript
+from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
+from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
+from appliance.voice.reply import Reply, ReplyTimeout
+from appliance.voice.state import SessionOptions, SessionState
+from appliance.voice.turn_record import TurnRecord
+
+log = logging.getLogger(__name__)
+
+_PREROLL_FRAMES = 8
+"""Frames kept from before speech onset (256 ms): VAD confirms speech a little late."""
+
+
+@dataclass
+class Providers:
+    vad: VAD
+    stt: STT
+    llm: LLM
+    tts: TTS
+
+    def descriptors(self) -> dict[str, str]:
+        return {"stt": self.stt.descriptor, "llm": self.llm.descriptor, "tts": self.tts.descriptor}
+
+
+@dataclass
+class _Speculation:
+    """A transcript made during a pause, valid while the user stays quiet."""
+
+    task: asyncio.Task[Transcript]
+    reply: Reply | None = None
+    reply_text: str = ""
+
+    @property
+    def text(self) -> str | None:
+        if self.task.done() and not self.task.cancelled() and self.task.exception() is None:
+            return self.task.result().text
+        return None
+
+
+@dataclass
+class _ActiveTurn:
+    record: TurnRecord
+    frames: list[Int16Array]
+    last_voiced: float
+    utterance: int
+    speculation: _Speculation | None
+    task: asyncio.Task[None] | None = None
+    reply: Reply | None = None
+    generated: bool = False
+    pieces_started: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Candidate:
+    """Speech heard while the agent is busy, not yet judged an interruption."""
+
+    start: float
+    frames: list[Int16Array]
+    quiet_since: float | None = None
+
+
+class VoiceSession:
+    def __init__(
+        self,
+        providers: Providers,
+        agent: Agent,
+        output: PlaybackQueue,
+        options: SessionOptions | None = None,
+    ) -> None:
+        self.providers = providers
+        self.agent = agent
+        self.output = output
+        self.options = options or SessionOptions()
+        self.output.listener = self
+        self.chat = ChatContext()
+        self.state = SessionState.LISTENING
+        self.on_turn: list[Callable[[TurnRecord], None]] = []
+        self.on_state: list[Callable[[SessionState], None]] = []
+        self._activity = VoiceActivity(self.options.activity)
+        self._endpointer = Endpointer(self.options.endpointing)
+        self._now = 0.0
+        self._preroll: deque[Int16Array] = deque(maxlen=_PREROLL_FRAMES)
+        self._turn_frames: list[Int16Array] | None = None
+        self._speculation: _Speculation | None = None
+        self._active: _ActiveTurn | None = None
+        self._candidate: _Candidate | None = None
+        self._turns = 0
+        self._utterances = 0
+        self._changed = asyncio.Event()
+
+    # ----- input -------------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """Audio time: seconds of input consumed so far."""
+        return self._now
+
+    async def feed(self, frame: Int16Array) -> None:
+        """One VAD-sized 16 kHz frame of input."""
+        start, end = self._now, self._now + len(frame) / ENGINE_RATE
+        self._now = end
+        probability = await self.providers.vad.probability(frame)
+        event = self._activity.update(probability, start, end)
+        self._preroll.append(frame)
+        if self._turn_frames is not None:
+            self._turn_frames.append(frame)
+        if self.state is SessionState.LISTENING:
+            self._listen(event)
+            self._maybe_commit()
+        else:
+            await self._watch_interruption(frame, start, end)
+
+    def _listen(self, event: SpeechStarted | SpeechEnded | None) -> None:
+        if isinstance(event, SpeechStarted):
+            if self._endpointer.speech_started(event.at):
+                self._turn_frames = list(self._preroll)
+            else:
+                self._drop_speculation()
+        elif isinstance(event, SpeechEnded) and self._endpointer.in_turn:
+            self._endpointer.speech_ended(event.last_voiced)
+            self._speculate()
+
+    def _maybe_commit(self) -> None:
+        if not self._endpointer.in_turn:
+            return
+        text = self._speculation.text if self._speculation else None
+        reason = self._endpointer.check(self._now, text)
+        if reason is not None:
+            self._commit(reason)
+
+    # ----- speculative transcript and held reply ----------------------------------------
+
+    def _speculate(self) -> None:
+        self._drop_speculation()
+        audio = np.concatenate(self._turn_frames or [np.zeros(0, dtype=np.int16)])
+        task = asyncio.create_task(self._transcribe(audio), name="speculative-stt")
+        speculation = _Speculation(task)
+        self._speculation = speculation
+        task.add_done_callback(lambda _t: self._on_speculation(speculation))
+
+    async def _transcribe(self, audio: Int16Array) -> Transcript:
+        async with asyncio.timeout(self.options.stt_timeout_s):
+            return await self.providers.stt.transcribe(audio, self.options.language)
+
+    def _on_speculation(self, speculation: _Speculation) -> None:
+        text = speculation.text
+        if (
+            self._speculation is not speculation
+            or not self.options.preemptive
+            or self.state is not SessionState.LISTENING
+            or not text
+            or looks_unfinished(text)
+        ):
+            return
+        speculation.reply = self._make_reply(text, held=True)
+        speculation.reply_text = text
+
+    def _drop_speculation(self) -> None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is None:
+            return
+        speculation.task.cancel()
+        if speculation.reply is not None:
+            asyncio.create_task(speculation.reply.cancel())
+
+    # ----- the committed turn ------------------------------------------------------------
+
+    def _commit(self, reason: TurnEndReason) -> None:
+        last_voiced = self._endpointer.last_voiced if reason is not TurnEndReason.MAX_TURN else None
+        last_voiced = self._now if last_voiced is None else last_voiced
+        self._turns += 1
+        self._utterances += 1
+        record = TurnRecord(turn=self._turns, agent=self.agent.name, providers=self.providers.descriptors())
+        record.set_latency("end_of_turn", self._now - last_voiced)
+        active = _ActiveTurn(
+            record, self._turn_frames or [], last_voiced, self._utterances, self._speculation
+        )
+        self._turn_frames, self._speculation = None, None
+        self._endpointer.reset()
+        self._active = active
+        self._set_state(SessionState.THINKING)
+        active.task = asyncio.create_task(self._respond(active), name=f"turn-{record.turn}")
+
+    async def _respond(self, active: _ActiveTurn) -> None:
+        record = active.record
+        try:
+            text = await self._final_transcript(active)
+            record.set_latency("stt_final", self._now - active.last_voiced)
+            if not text:
+                self._abandon(active)
+                return
+            record.user_text = text
+            speculation = active.speculation
+            if speculation and speculation.reply and speculation.reply_text == text:
+                active.reply, speculation.reply = speculation.reply, None
+            else:
+                if speculation and speculation.reply:
+                    await speculation.reply.cancel()
+                active.reply = self._make_reply(text, held=False)
+            active.reply.retarget(lambda chunk, piece: self._play(active, chunk, piece))
+            active.reply.release()
+            await active.reply.wait()
+            metrics = active.reply.metrics
+            if metrics.llm_ttft is not None:
+                record.set_latency("llm_ttft", metrics.llm_ttft)
+            if metrics.tts_ttfb is not None:
+                record.set_latency("tts_ttfb", metrics.tts_ttfb)
+            active.generated = True
+            self._poke()
+            if not self.output.has_audio_for(active.utterance):
+                self._finish(active)
+        except asyncio.CancelledError:
+            raise
+        except (ReplyTimeout, TimeoutError) as exc:
+            record.error = str(exc) or "speech-to-text timed out"
+            log.warning("turn %d: %s", record.turn, record.error)
+            self._finish(active)
+        except Exception as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+            log.exception("turn %d failed", record.turn)
+            self._finish(active)
+
+    async def _final_transcript(self, active: _ActiveTurn) -> str:
+        speculation = active.speculation
+        if speculation is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                transcript = await asyncio.shield(speculation.task)
+                return transcript.text.strip()
+        audio = np.concatenate(active.frames) if active.frames else np.zeros(0, dtype=np.int16)
+        return (await self._transcribe(audio)).text.strip()
+
+    def _make_reply(self, user_text: str, *, held: bool) -> Reply:
+        instructions = self.agent.instructions
+        messages = [
+            *self.chat.for_llm(instructions, self.options.history_chars),
+            ChatMessage("user", user_text),
+        ]
+        reply = Reply(
+            self.providers.llm,
+            self.providers.tts,
+            messages,
+            self.options.llm,
+            play=lambda _chunk, _piece: None,
+            timeouts=self.options.reply_timeouts,
+            held=held,
+        )
+        reply.start()
+        return reply
+
+    def _play(self, active: _ActiveTurn, chunk: AudioChunk, piece: int) -> None:
+        if self._active is not active:
+            return
+        self.output.play(chunk, active.utterance, piece)
+        self._poke()
+
+    def _abandon(self, active: _ActiveTurn) -> None:
+        """A turn with no words (a noise VAD took for speech): no reply, no record."""
+        self._turns -= 1
+        self._active = None
+        self._set_state(SessionState.LISTENING)
+
+    def _finish(self, active: _ActiveTurn, interrupted: bool = False) -> None:
+        if self._active is not active:
+            return
+        record = active.record
+        reply = active.reply
+        if reply is not None:
+            pieces = reply.metrics.pieces
+            spoken = (
+                [p for i, p in enumerate(pieces) if i in active.pieces_started] if interrupted else pieces
+            )
+            record.agent_text = " ".join(spoken)
+        record.interrupted = interrupted
+        self.chat.add("user", record.user_text)
+        self.chat.add("assistant", record.agent_text)
+        self._active = None
+        for callback in self.on_turn:
+            callback(record)
+        self._set_state(SessionState.LISTENING)
+
+    # ----- barge-in ----------------------------------------------------------------------
+
+    async def _watch_interruption(self, frame: Int16Array, start: float, end: float) -> None:
+        if not self.options.interruption.enabled:
+            return
+        voiced = self._activity.state in (Activity.STARTING, Activity.SPEAKING)
+        candidate = self._candidate
+        if candidate is None:
+            if voiced:
+                self._candidate = _Candidate(start=start, frames=list(self._preroll))
+                self.output.pause()
+                self._poke()
+            return
+        candidate.frames.append(frame)
+        opts = self.options.interruption
+        if not voiced:
+            candidate.quiet_since = candidate.quiet_since if candidate.quiet_since is not None else start
+            if (end - candidate.quiet_since) * 1000.0 >= opts.resume_after_ms:
+                self._candidate = None
+                self.output.resume()
+                self._poke()
+            return
+        candidate.quiet_since = None
+        confirmed = self._activity.state is Activity.SPEAKING
+        if confirmed and (end - candidate.start) * 1000.0 + 1e-6 >= opts.min_speech_ms:
+            await self._interrupt(candidate)
+
+    async def _interrupt(self, candidate: _Candidate) -> None:
+        active = self._active
+        self._candidate = None
+        self.output.clear()
+        carried: list[Int16Array] = []
+        if active is not None:
+            if active.task is not None:
+                active.task.cancel()
+            if active.reply is not None:
+                await active.reply.cancel()
+            if active.pieces_started:
+                self._finish(active, interrupted=True)
+            else:
+                # Nothing was heard yet: the user was still talking. Keep their words for this turn.
+                carried = active.frames
+                self._turns -= 1
+                self._active = None
+        self._set_state(SessionState.LISTENING)
+        self._endpointer.speech_started(candidate.start)
+        self._turn_frames = carried + candidate.frames
+
+    # ----- playback callbacks (PlaybackListener) -------------------------------------------
+
+    def on_piece_started(self, utterance: int, piece: int, at: float) -> None:
+        active = self._active
+        if active is not None and active.utterance == utterance:
+            active.pieces_started.add(piece)
+            if self.state is SessionState.THINKING:
+                self._set_state(SessionState.SPEAKING)
+
+    def on_audible(self, utterance: int, at: float) -> None:
+        active = self._active
+        if active is not None and active.utterance == utterance:
+            active.record.set_latency("voice_to_voice", at - active.last_voiced)
+
+    def on_drained(self, utterance: int, at: float) -> None:
+        active = self._active
+        if active is not None and active.utterance == utterance and active.generated:
+            self._finish(active)
+
+    # ----- state, readiness, shutdown ------------------------------------------------------
+
+    def _set_state(self, state: SessionState) -> None:
+        if state is self.state:
+            return
+        log.debug("state %s -> %s at %.3f", self.state.value, state.value, self._now)
+        self.state = state
+        if state is SessionState.LISTENING and self._candidate is not None:
+            candidate, self._candidate = self._candidate, None
+            self.output.resume()
+            self._endpointer.speech_started(candidate.start)
+            self._turn_frames = candidate.frames
+        for callback in self.on_state:
+            callback(state)
+        self._poke()
+
+    def _poke(self) -> None:
+        self._changed.set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in progress: no user turn, no reply, nothing queued to play."""
+        return (
+            self.state is SessionState.LISTENING
+            and not self._endpointer.in_turn
+            and self._active is None
+            and self.output.queued_samples == 0
+        )
+
+    def ready_for_input(self) -> bool:
+        """In `--fast` mode the input waits while the agent computes, so compute takes no audio time."""
+        if self.state is SessionState.LISTENING or self.output.paused:
+            return True
+        active = self._active
+        return active is None or active.generated or self.output.queued_samples >= 2 * 512
+
+    async def wait_ready(self) -> None:
+        while not self.ready_for_input():
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def aclose(self) -> None:
+        self._drop_speculation()
+        active, self._active = self._active, None
+        if active is not None:
+            if active.task is not None:
+                active.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await active.task
+            if active.reply is not None:
+                await active.reply.cancel()
+        self.output.clear()

@@ -1,0 +1,49 @@
+"""The per-turn record: what was said, by whom, through which providers, how fast.
+
+Latency fields (milliseconds):
+- end_of_turn: audio time from the user's last voiced sample to the turn decision.
+- stt_final: audio time from the last voiced sample until the final transcript was ready
+  (small or zero when the speculative transcript made during the silence was used).
+- llm_ttft: wall time from the LLM request to its first token.
+- tts_ttfb: wall time from the first text piece sent to TTS to its first audio.
+- voice_to_voice: audio time from the user's last voiced sample to the first audible
+  sample of the reply, as the user hears it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LATENCY_FIELDS = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfb", "voice_to_voice")
+
+
+@dataclass
+class TurnRecord:
+    turn: int
+    user_text: str = ""
+    agent_text: str = ""
+    agent: str = ""
+    providers: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    latency_ms: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(LATENCY_FIELDS))
+    error: str | None = None
+
+    def set_latency(self, name: str, seconds: float) -> None:
+        self.latency_ms[name] = max(0, round(seconds * 1000))
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "turn": self.turn,
+            "user_text": self.user_text,
+            "agent_text": self.agent_text,
+            "agent": self.agent,
+            "providers": dict(self.providers),
+            "tool_calls": list(self.tool_calls),
+            "interrupted": self.interrupted,
+            "latency_ms": dict(self.latency_ms),
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
