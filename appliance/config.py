@@ -26,11 +26,17 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Numbers given where text is expected (a numeric password from the environment) stay text.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
 
 
-def _chain(value: str | list[str]) -> list[str]:
-    chain = [value] if isinstance(value, str) else list(value)
+def _chain(value: object) -> list[str]:
+    if isinstance(value, str):
+        chain = [value]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        chain = list(value)
+    else:
+        raise ValueError("must be a provider descriptor or a list of them")
     if not chain:
         raise ValueError("needs at least one provider descriptor")
     for item in chain:
@@ -70,6 +76,12 @@ class TtsConfig(_Section):
 
 class VadConfig(_Section):
     provider: str = "local/silero-vad"
+
+    @field_validator("provider")
+    @classmethod
+    def _descriptor(cls, value: str) -> str:
+        return _chain(value)[0]
+
     activation: float = Field(default=0.5, gt=0.0, lt=1.0)
     deactivation: float = Field(default=0.35, gt=0.0, lt=1.0)
     min_speech_ms: int = Field(default=64, ge=0, le=2000)

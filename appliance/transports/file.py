@@ -37,40 +37,58 @@ class FileTransport:
     def __init__(self, session: VoiceSession, *, realtime: bool = True) -> None:
         self.session = session
         self.realtime = realtime
-        self._frame = session.providers.vad.frame_samples
+        self.frame_samples = session.providers.vad.frame_samples
         self._out_rate = session.output.sample_rate
+        self._out: list[Int16Array] = []
+        self._position = 0
+        self._out_samples = 0
+        self._started: float | None = None
+
+    @property
+    def position_s(self) -> float:
+        return self._position / ENGINE_RATE
+
+    async def step(self, frame: Int16Array) -> None:
+        """One input frame in, the same stretch of output pulled."""
+        loop = asyncio.get_running_loop()
+        if self._started is None:
+            self._started = loop.time()
+        if self.realtime:
+            delay = self._started + self._position / ENGINE_RATE - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            await self.session.wait_ready()
+        at = self._position / ENGINE_RATE
+        self._position += len(frame)
+        want = round(self._position * self._out_rate / ENGINE_RATE) - self._out_samples
+        self._out.append(self.session.output.pull(want, at))
+        self._out_samples += want
+        await self.session.feed(frame)
+
+    async def feed(self, audio: AudioChunk) -> None:
+        """Feed a whole chunk (any rate), padded with silence to whole frames."""
+        samples = resample(audio, ENGINE_RATE).samples
+        padded = np.zeros(len(samples) + (-len(samples)) % self.frame_samples, dtype=np.int16)
+        padded[: len(samples)] = samples
+        for index in range(0, len(padded), self.frame_samples):
+            await self.step(padded[index : index + self.frame_samples])
+
+    async def drain(self, limit_s: float = TAIL_LIMIT_S, extra_s: float = 0.0) -> None:
+        """Feed silence until the session has nothing in progress (the last reply has played)."""
+        silence = np.zeros(self.frame_samples, dtype=np.int16)
+        end = self._position + int(limit_s * ENGINE_RATE)
+        while not self.session.idle and self._position < end:
+            await self.step(silence)
+        for _ in range(round(extra_s * ENGINE_RATE / self.frame_samples)):
+            await self.step(silence)
+
+    def output(self) -> AudioChunk:
+        samples = np.concatenate(self._out) if self._out else np.zeros(0, dtype=np.int16)
+        return AudioChunk(samples, self._out_rate)
 
     async def run(self, audio: AudioChunk) -> FileRunResult:
-        samples = resample(audio, ENGINE_RATE).samples
-        padded = len(samples) + (-len(samples)) % self._frame
-        frames = np.zeros(padded, dtype=np.int16)
-        frames[: len(samples)] = samples
-        out: list[Int16Array] = []
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        position = 0
-        out_samples = 0
-
-        async def step(frame: Int16Array) -> None:
-            nonlocal position, out_samples
-            if self.realtime:
-                delay = started + position / ENGINE_RATE - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            else:
-                await self.session.wait_ready()
-            at = position / ENGINE_RATE
-            position += len(frame)
-            want = round(position * self._out_rate / ENGINE_RATE) - out_samples
-            out.append(self.session.output.pull(want, at))
-            out_samples += want
-            await self.session.feed(frame)
-
-        for index in range(0, padded, self._frame):
-            await step(frames[index : index + self._frame])
-        silence = np.zeros(self._frame, dtype=np.int16)
-        tail_end = padded + int(TAIL_LIMIT_S * ENGINE_RATE)
-        while not self.session.idle and position < tail_end:
-            await step(silence)
-        output = np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
-        return FileRunResult(AudioChunk(output, self._out_rate), input_seconds=len(samples) / ENGINE_RATE)
+        await self.feed(audio)
+        input_seconds = self.position_s
+        await self.drain()
+        return FileRunResult(self.output(), input_seconds)

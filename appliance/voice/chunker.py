@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 _ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "no", "approx", "jr", "sr"}
+    {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "approx", "jr", "sr"}
 )
 _MARKDOWN = re.compile(r"[*_#`>|~]+")
 _BOUNDARY = re.compile(r"([.!?;:]+[\"')\]]*)(\s+)|\n+")

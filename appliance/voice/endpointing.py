@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 _TRAILING_WORDS = frozenset(
-    ["and", "or", "but", "so", "because", "the", "a", "an", "to", "of", "with", "for", "in", "on", "at", "my", "your", "our", "their", "his", "her", "its", "um", "uh", "er", "like", "if", "then", "than", "that", "which", "who", "whose", "when", "where", "is", "are", "was", "were"]
+    "and or but so because the a an to of with for in on at from my your our their um uh er if than".split()
 )
 
 
@@ -25,6 +25,8 @@ def looks_unfinished(text: str) -> bool:
         return False
     if stripped.endswith(("...", "…", ",", "-")):
         return True
+    if stripped.endswith(("?", "!")):
+        return False
     words = re.findall(r"[a-z']+", stripped.lower())
     return bool(words) and words[-1] in _TRAILING_WORDS
 
@@ -73,7 +75,7 @@ class Endpointer:
         """Called every frame; `transcript` is the speculative one if it is ready."""
         if self.turn_start is None:
             return None
-        if now - self.turn_start >= self.options.max_turn_s:
+        if now - self.turn_start + 1e-6 >= self.options.max_turn_s:
             return TurnEndReason.MAX_TURN
         if self.speaking or self.last_voiced is None:
             return None

@@ -1,0 +1,126 @@
+"""`appliance bench`: latency and memory of the whole pipeline on this machine.
+
+One session answers every question in tests/data/questions at real-time pace,
+through the file transport (the same timeline a sound card would give). Each
+question is followed by silence until the reply has played, as a person would
+wait. Reports p50/p95 of every latency field, engine load time, RSS after
+loading and at the end (peak), RSS growth over the turns, and CPU use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.audio.frames import AudioChunk
+from appliance.audio.wav import read_wav
+from appliance.cli import EXIT_FAILURE, EXIT_OK, CliError
+from appliance.commands.common import load_appliance
+from appliance.config import AppConfig
+from appliance.transports.file import FileTransport
+from appliance.voice.turn_record import LATENCY_FIELDS, TurnRecord
+
+QUESTIONS_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "questions"
+GAP_S = 0.6
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+async def run_bench(config: AppConfig, questions: list[Path]) -> dict[str, Any]:
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    appliance = await load_appliance(config)
+    load_s = time.monotonic() - wall0
+    rss_loaded = current_rss_mb()
+    records: list[TurnRecord] = []
+    rss_per_turn: list[float] = []
+    try:
+        session = appliance.new_session(16_000)
+        session.on_turn.append(records.append)
+        session.on_turn.append(lambda _r: rss_per_turn.append(current_rss_mb()))
+        transport = FileTransport(session, realtime=True)
+        run_wall0, run_cpu0 = time.monotonic(), time.process_time()
+        for path in questions:
+            await transport.feed(AudioChunk.silence(GAP_S))
+            await transport.feed(read_wav(path))
+            await transport.drain(extra_s=0.2)
+        run_wall = time.monotonic() - run_wall0
+        run_cpu = time.process_time() - run_cpu0
+        await session.aclose()
+    finally:
+        await appliance.aclose()
+    latency: dict[str, dict[str, float | None]] = {}
+    for name in LATENCY_FIELDS:
+        values = [float(v) for r in records if (v := r.latency_ms.get(name)) is not None]
+        latency[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": float(len(values))}
+    return {
+        "machine": {"cores": os.cpu_count(), "budget": appliance.budget.__dict__},
+        "providers": records[0].providers if records else {},
+        "questions": len(questions),
+        "turns": len(records),
+        "errors": [r.error for r in records if r.error],
+        "latency_ms": latency,
+        "load_s": round(load_s, 2),
+        "rss_mb": {
+            "after_load": round(rss_loaded, 1),
+            "peak": round(peak_rss_mb(), 1),
+            "first_turn": round(rss_per_turn[0], 1) if rss_per_turn else None,
+            "last_turn": round(rss_per_turn[-1], 1) if rss_per_turn else None,
+        },
+        "cpu": {
+            "conversation_percent_of_one_core": round(100 * run_cpu / run_wall, 1) if run_wall else None,
+            "total_cpu_s": round(time.process_time() - cpu0, 1),
+        },
+        "turn_records": [r.to_json() for r in records],
+    }
+
+
+async def bench_command(args: argparse.Namespace, config: AppConfig) -> int:
+    questions = sorted(QUESTIONS_DIR.glob("*.wav"))
+    if args.questions:
+        questions = questions[: args.questions]
+    if not questions:
+        raise CliError(f"no benchmark questions in {QUESTIONS_DIR}")
+    result = await run_bench(config, questions)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print(result)
+    return EXIT_OK if result["turns"] == len(questions) and not result["errors"] else EXIT_FAILURE
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(f"bench: {result['questions']} questions, {result['turns']} turns, providers {result['providers']}")
+    print(f"{'latency (ms)':<16}{'p50':>8}{'p95':>8}")
+    for name, stats in result["latency_ms"].items():
+        p50, p95 = stats["p50"], stats["p95"]
+        print(f"{name:<16}{_fmt(p50):>8}{_fmt(p95):>8}")
+    rss = result["rss_mb"]
+    print(f"load {result['load_s']} s; RSS after load {rss['after_load']} MB, peak {rss['peak']} MB, "
+          f"first turn {rss['first_turn']} MB, last turn {rss['last_turn']} MB")  # fmt: skip
+    cpu = result["cpu"]
+    print(f"CPU during the conversation: {cpu['conversation_percent_of_one_core']} % of one core")
+    for error in result["errors"]:
+        print(f"error: {error}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
