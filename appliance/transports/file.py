@@ -88,7 +88,12 @@ class FileTransport:
         return AudioChunk(samples, self._out_rate)
 
     async def run(self, audio: AudioChunk) -> FileRunResult:
+        """Feed the whole input, then let the last reply play out; the output starts at the input's start."""
         await self.feed(audio)
-        input_seconds = self.position_s
+        input_seconds = audio.duration
+        padded_end = self._position
         await self.drain()
-        return FileRunResult(self.output(), input_seconds)
+        output = self.output()
+        if self._position == padded_end:  # no reply ran past the input: same length as the input
+            output = AudioChunk(output.samples[: round(input_seconds * self._out_rate)], self._out_rate)
+        return FileRunResult(output, input_seconds)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -117,13 +116,13 @@ class Reply:
 
     async def _write(self, pieces: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()
-        started = time.monotonic()
+        started = _now()
         tokens = self._llm.stream(self._messages, self._options)
         try:
             first = await _first_within(tokens, self._timeouts.llm_first_token_s, "LLM first token")
             if first is None:
                 return
-            self.metrics.llm_ttft = time.monotonic() - started
+            self.metrics.llm_ttft = _now() - started
             for piece in chunker.push(first):
                 pieces.put_nowait(piece)
             async for token in tokens:
@@ -138,14 +137,14 @@ class Reply:
     async def _speak(self, pieces: asyncio.Queue[str | None]) -> None:
         index = 0
         while (text := await pieces.get()) is not None:
-            started = time.monotonic()
+            started = _now()
             audio = self._tts.synthesize(text)
             try:
                 first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio")
                 if first is None:
                     continue
                 if self.metrics.tts_ttfb is None:
-                    self.metrics.tts_ttfb = time.monotonic() - started
+                    self.metrics.tts_ttfb = _now() - started
                 self.metrics.pieces.append(text)
                 await self._gate.wait()
                 self._play(first, index)
@@ -155,6 +154,11 @@ class Reply:
             finally:
                 await _aclose(audio)
             index += 1
+
+
+def _now() -> float:
+    """The loop's clock: monotonic in production, virtual in tests."""
+    return asyncio.get_running_loop().time()
 
 
 async def _first_within(stream: AsyncIterator[T], seconds: float, what: str) -> T | None:

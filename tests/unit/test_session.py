@@ -1,0 +1,246 @@
+"""The voice session's transitions, on a virtual clock with scripted providers.
+
+Every test runs a conversation through the file transport at real-time pace; the
+virtual clock makes the pacing, endpointing delays and timeouts instant and exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.agents.agent import Agent
+from appliance.audio.frames import ENGINE_RATE, AudioChunk
+from appliance.audio.playback import PlaybackQueue
+from appliance.transports.file import FileTransport
+from appliance.voice.endpointing import EndpointingOptions
+from appliance.voice.reply import ReplyTimeouts
+from appliance.voice.session import Providers, VoiceSession
+from appliance.voice.state import InterruptionOptions, SessionOptions, SessionState
+from appliance.voice.turn_record import TurnRecord
+from tests.fakes import HANG, FakeLLM, FakeSTT, FakeTTS, FakeVAD, join, silence, speech
+from tests.virtual_clock import run_virtual
+
+
+@dataclass
+class Run:
+    records: list[TurnRecord]
+    output: AudioChunk
+    states: list[SessionState]
+    session: VoiceSession
+    llm: FakeLLM
+    stt: FakeSTT
+    tts: FakeTTS
+    input_seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def audible_between(self, start: float, end: float) -> bool:
+        block = self.output.samples[int(start * ENGINE_RATE) : int(end * ENGINE_RATE)]
+        return bool(np.any(np.abs(block.astype(np.int32)) > 1000))
+
+    def first_audible_after(self, start: float) -> float | None:
+        block = self.output.samples[int(start * ENGINE_RATE) :]
+        loud = np.flatnonzero(np.abs(block.astype(np.int32)) > 1000)
+        return None if len(loud) == 0 else start + loud[0] / ENGINE_RATE
+
+    def last_audible(self) -> float:
+        loud = np.flatnonzero(np.abs(self.output.samples.astype(np.int32)) > 1000)
+        return float(loud[-1]) / ENGINE_RATE if len(loud) else 0.0
+
+
+def converse(
+    audio: AudioChunk,
+    *,
+    stt: FakeSTT | None = None,
+    llm: FakeLLM | None = None,
+    tts: FakeTTS | None = None,
+    realtime: bool = True,
+    **options: object,
+) -> Run:
+    stt, llm, tts = stt or FakeSTT(), llm or FakeLLM(), tts or FakeTTS()
+
+    async def main() -> Run:
+        session = VoiceSession(
+            Providers(FakeVAD(), stt, llm, tts),
+            Agent(instructions="Be brief.", name="tester"),
+            PlaybackQueue(ENGINE_RATE),
+            SessionOptions(**options),  # type: ignore[arg-type]
+        )
+        records: list[TurnRecord] = []
+        states: list[SessionState] = []
+        session.on_turn.append(records.append)
+        session.on_state.append(states.append)
+        result = await FileTransport(session, realtime=realtime).run(audio)
+        await session.aclose()
+        return Run(records, result.output, states, session, llm, stt, tts, result.input_seconds)
+
+    return run_virtual(main())
+
+
+QUESTION = join(silence(0.5), speech(1.0), silence(3.0))
+LAST_VOICED = 1.5
+
+
+def test_a_question_gets_a_spoken_reply_and_one_turn_record() -> None:
+    run = converse(QUESTION)
+    assert len(run.records) == 1
+    record = run.records[0]
+    assert record.user_text == "what time is it?"
+    assert record.agent_text == "It is noon. Have a nice day."
+    assert record.interrupted is False
+    assert record.providers == {"stt": "fake/stt", "llm": "fake/llm", "tts": "fake/tts"}
+    assert run.tts.texts == ["It is noon.", "Have a nice day."]
+    assert run.states == [SessionState.THINKING, SessionState.SPEAKING, SessionState.LISTENING]
+
+
+def test_turn_ends_after_min_silence_and_latencies_are_measured_on_the_timeline() -> None:
+    run = converse(QUESTION, endpointing=EndpointingOptions(min_silence_ms=300))
+    latency = run.records[0].latency_ms
+    assert latency["end_of_turn"] == 320  # the first 32 ms frame boundary at or after 300 ms
+    # Speculative STT (100 ms) and the held reply were ready before the turn ended,
+    # so the reply is heard within one frame of the decision.
+    assert latency["stt_final"] is not None and latency["stt_final"] <= 320
+    assert latency["llm_ttft"] == 50
+    assert latency["tts_ttfb"] == 30
+    assert 320 <= (latency["voice_to_voice"] or 0) <= 352
+    heard = run.first_audible_after(LAST_VOICED)
+    # The record measures from the end of the last voiced VAD frame (32 ms resolution).
+    assert heard is not None and abs((heard - LAST_VOICED) * 1000 - latency["voice_to_voice"]) <= 32
+
+
+def test_reply_is_not_heard_before_the_turn_is_committed() -> None:
+    run = converse(QUESTION, endpointing=EndpointingOptions(min_silence_ms=800))
+    assert not run.audible_between(LAST_VOICED, LAST_VOICED + 0.8)
+    assert run.records[0].latency_ms["end_of_turn"] == 800
+
+
+def test_an_unfinished_sentence_waits_for_max_silence() -> None:
+    run = converse(
+        join(silence(0.5), speech(1.0), silence(3.0)),
+        stt=FakeSTT("set a timer for"),
+        endpointing=EndpointingOptions(min_silence_ms=300, max_silence_ms=1500),
+    )
+    assert run.records[0].latency_ms["end_of_turn"] == 1504
+
+
+def test_a_pause_shorter_than_min_silence_keeps_one_turn() -> None:
+    audio = join(silence(0.5), speech(0.8), silence(0.2), speech(0.8), silence(3.0))
+    run = converse(audio, endpointing=EndpointingOptions(min_silence_ms=300))
+    assert len(run.records) == 1
+    assert run.stt.calls[-1] >= 1.8  # the final transcript covers both parts
+
+
+def test_without_preemption_the_reply_starts_after_the_turn_ends() -> None:
+    run = converse(QUESTION, preemptive=False)
+    latency = run.records[0].latency_ms
+    # end of turn 320, then LLM 50 + first piece's tokens 20 + TTS 30, then the next frame
+    assert (latency["voice_to_voice"] or 0) >= 320 + 50 + 30
+
+
+def test_noise_with_no_words_makes_no_turn() -> None:
+    run = converse(QUESTION, stt=FakeSTT(""))
+    assert run.records == []
+    assert run.llm.requests == []
+    assert not run.audible_between(0, run.output.duration)
+
+
+def test_empty_and_silent_input_make_no_turn() -> None:
+    assert converse(AudioChunk.silence(0)).records == []
+    run = converse(silence(2.0))
+    assert run.records == [] and run.stt.calls == []
+    assert run.output.duration == 2.0
+
+
+def test_a_reply_without_a_sentence_end_is_still_spoken() -> None:
+    run = converse(QUESTION, llm=FakeLLM("sure thing my friend"))
+    assert run.tts.texts == ["sure thing my friend"]
+    assert run.records[0].agent_text == "sure thing my friend"
+    assert run.audible_between(LAST_VOICED, run.output.duration)
+
+
+def test_barge_in_stops_the_agent_within_200_ms_and_cancels_the_reply() -> None:
+    long_reply = "First sentence is here. " + " ".join(["Then many more words follow here."] * 6)
+    barge_at = LAST_VOICED + 1.0  # the agent is speaking by then
+    audio = join(silence(0.5), speech(1.0), silence(1.0), speech(1.0), silence(3.0))
+    run = converse(audio, llm=FakeLLM(long_reply, token_delay=0.05))
+    assert run.audible_between(barge_at - 0.3, barge_at)
+    assert not run.audible_between(barge_at + 0.2, barge_at + 1.0)
+    first, second = run.records
+    assert first.interrupted is True
+    assert first.agent_text.startswith("First sentence is here.")
+    assert len(first.agent_text) < len(long_reply)
+    assert run.llm.stopped_early >= 1
+    assert second.turn == 2 and second.interrupted is False
+    assert run.llm.requests[-1][-2].content == first.agent_text  # history keeps only what was heard
+
+
+def test_a_short_noise_pauses_the_agent_and_it_resumes() -> None:
+    reply = "One two three four five six seven eight."
+    blip_at = LAST_VOICED + 0.8
+    audio = join(silence(0.5), speech(1.0), silence(0.8), speech(0.1), silence(4.0))
+    run = converse(audio, llm=FakeLLM(reply), interruption=InterruptionOptions(min_speech_ms=250,
+                                                                              resume_after_ms=300))  # fmt: skip
+    assert len(run.records) == 1 and run.records[0].interrupted is False
+    assert not run.audible_between(blip_at + 0.1, blip_at + 0.35)  # paused while judged
+    heard = np.count_nonzero(np.abs(run.output.samples.astype(np.int32)) > 1000) / ENGINE_RATE
+    assert abs(heard - 8 * 0.25) < 0.01  # every word was played, none twice
+
+
+def test_speech_while_thinking_joins_the_same_turn() -> None:
+    # The user goes on talking after the turn was committed but before any audio: their words are kept.
+    audio = join(silence(0.5), speech(1.0), silence(0.35), speech(1.0), silence(3.0))
+    stt = FakeSTT(lambda seconds: f"{seconds:.1f} seconds of speech", delay=0.1)
+    run = converse(audio, stt=stt, llm=FakeLLM(first_token_delay=0.5),
+                   endpointing=EndpointingOptions(min_silence_ms=300))  # fmt: skip
+    assert len(run.records) == 1
+    assert run.stt.calls[-1] > 2.0
+
+
+def test_an_llm_that_never_answers_times_out_and_the_session_listens_again() -> None:
+    audio = join(QUESTION, speech(1.0), silence(3.0))
+    llm = FakeLLM(first_token_delay=HANG)
+    run = converse(audio, llm=llm, reply_timeouts=ReplyTimeouts(llm_first_token_s=2.0))
+    assert run.records[0].error == "LLM first token did not arrive within 2 s"
+    assert len(run.records) == 2  # the next question was heard
+    assert run.session.state is SessionState.LISTENING
+
+
+def test_tts_that_hangs_times_out() -> None:
+    run = converse(QUESTION, tts=FakeTTS(delay=HANG), reply_timeouts=ReplyTimeouts(tts_first_audio_s=1.0))
+    assert run.records[0].error == "TTS first audio did not arrive within 1 s"
+
+
+def test_stt_that_hangs_times_out() -> None:
+    run = converse(QUESTION, stt=FakeSTT(delay=HANG), stt_timeout_s=2.0)
+    assert run.records[0].error is not None
+    assert run.llm.requests == []
+
+
+def test_a_turn_that_never_stops_is_cut_at_max_turn() -> None:
+    audio = join(silence(0.5), speech(6.0), silence(2.0))
+    run = converse(audio, endpointing=EndpointingOptions(max_turn_s=3.0), interruption=InterruptionOptions(False))
+    assert run.records[0].latency_ms["end_of_turn"] == 0
+    assert 2.9 <= run.stt.calls[0] <= 3.4
+
+
+def test_history_is_sent_to_the_llm_on_the_next_turn() -> None:
+    audio = join(QUESTION, speech(1.0), silence(3.0))
+    run = converse(audio)
+    second_request = run.llm.requests[-1]
+    assert [m.role for m in second_request] == ["system", "user", "assistant", "user"]
+    assert second_request[2].content == "It is noon. Have a nice day."
+
+
+def test_fast_mode_keeps_the_timeline_and_spends_no_audio_time_computing() -> None:
+    slow = FakeLLM(first_token_delay=2.0)
+    run = converse(QUESTION, llm=slow, realtime=False, preemptive=False)
+    assert len(run.records) == 1
+    # 2 s of LLM time are not on the timeline: the reply starts right after the turn decision.
+    assert (run.records[0].latency_ms["voice_to_voice"] or 0) <= 400
+
+
+def test_the_agent_instructions_are_the_system_prompt() -> None:
+    run = converse(QUESTION)
+    assert run.llm.requests[0][0].role == "system"
+    assert run.llm.requests[0][0].content == "Be brief."
