@@ -148,7 +148,8 @@ async def _models(args: argparse.Namespace) -> int:
     config = _load_config(args)
     store = ModelStore(config.models.dir, load_manifest())
     if args.models_command == "list":
-        return models_list(store, Console())
+        # A pipe gets a fixed width: rich would otherwise squeeze names to 80 columns.
+        return models_list(store, Console(width=None if sys.stdout.isatty() else 120))
     if args.models_command == "fetch":
         return models_fetch(store, args.names or None, args.wheels, args.force, not args.no_url)
     return models_verify(store, args.names or None)

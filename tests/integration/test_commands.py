@@ -1,0 +1,88 @@
+"""The other commands on the real engines: say, console --text, bench, models, config, and KV reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from appliance.audio.wav import read_wav
+from appliance.providers.base import ChatMessage, LLMOptions
+from appliance.providers.local.llama_llm import LlamaCppLLM
+from tests.integration.conftest import Cli
+from tests.integration.speech_check import overlap, transcribe
+
+
+def test_say_writes_speech_that_transcribes_back(cli: Cli, tmp_path: Path, models_dir: Path) -> None:
+    text = "The kitchen timer is done. Your tea is ready."
+    result = cli("say", text, "--output", "said.wav")
+    assert result.code == 0, result.stderr
+    audio = read_wav(tmp_path / "said.wav")
+    assert audio.sample_rate == 22050
+    assert overlap(text, transcribe(models_dir, audio)) >= 0.8
+
+
+def test_say_without_a_sound_card_or_output_is_a_clear_error(cli: Cli) -> None:
+    result = cli("say", "hello", env={"PULSE_SERVER": "unix:/nonexistent", "AUDIODEV": "null"})
+    if result.code == 0:  # this machine has a sound device after all
+        return
+    assert result.code == 1
+    assert "--output" in result.stderr
+
+
+def test_console_text_answers_each_line_and_records_turns(cli: Cli) -> None:
+    result = cli("console", "--text", stdin="What is the capital of France?\nThank you!\n")
+    assert result.code == 0, result.stderr
+    replies = [line for line in result.stdout.splitlines() if line.startswith("agent> ")]
+    assert len(replies) == 2 and all(len(r) > len("agent> ") for r in replies)
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [r["turn"] for r in records] == [1, 2]
+    assert records[0]["user_text"] == "What is the capital of France?"
+    assert records[0]["latency_ms"]["llm_ttft"] is not None
+
+
+def test_bench_reports_percentiles_memory_and_cpu(cli: Cli) -> None:
+    result = cli("bench", "--questions", "2", "--json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["turns"] == 2 and report["errors"] == []
+    for name in ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfb", "voice_to_voice"):
+        assert report["latency_ms"][name]["p50"] is not None
+        assert report["latency_ms"][name]["p95"] >= report["latency_ms"][name]["p50"]
+    assert 100 < report["rss_mb"]["peak"] < 2000
+    assert report["cpu"]["conversation_percent_of_one_core"] > 0
+
+
+def test_models_list_shows_every_default_present_and_verified(cli: Cli) -> None:
+    result = cli("models", "list")
+    assert result.code == 0, result.stderr
+    for name in ("silero-vad", "whisper-tiny.en", "smollm2-135m", "piper-joe-medium"):
+        assert name in result.stdout
+    assert "✗" not in "".join(line for line in result.stdout.splitlines() if "whisper-base" not in line)
+    assert cli("models", "verify").code == 0
+
+
+def test_config_prints_the_effective_config_with_env_overrides(cli: Cli) -> None:
+    result = cli("config", env={"APPLIANCE_ENDPOINTING__MIN_SILENCE_MS": "450"})
+    assert result.code == 0, result.stderr
+    config = json.loads(result.stdout)
+    assert config["endpointing"]["min_silence_ms"] == 450
+    assert config["llm"]["provider"] == ["local/smollm2-135m"]
+
+
+def test_the_llm_reuses_its_kv_cache_across_turns(models_dir: Path) -> None:
+    async def main() -> tuple[int, int, int]:
+        llm = LlamaCppLLM(models_dir / "smollm2-135m" / "SmolLM2-135M-Instruct.Q4_1.gguf", threads=2)
+        messages = [ChatMessage("system", "You are brief. " * 20), ChatMessage("user", "Name a color.")]
+        first = "".join([p async for p in llm.stream(messages, LLMOptions(max_tokens=12))])
+        first_evaluated = llm.last_prompt_tokens_evaluated
+        messages += [ChatMessage("assistant", first), ChatMessage("user", "Another one?")]
+        _ = [p async for p in llm.stream(messages, LLMOptions(max_tokens=12))]
+        second_evaluated = llm.last_prompt_tokens_evaluated
+        system_tokens = llm.count_tokens("You are brief. " * 20)
+        await llm.aclose()
+        return first_evaluated, second_evaluated, system_tokens
+
+    first, second, system_tokens = asyncio.run(main())
+    assert first > system_tokens  # the whole first prompt was evaluated
+    assert 0 < second < system_tokens  # the second only evaluated what was new
