@@ -74,8 +74,11 @@ class Appliance:
         """Fail fast, before loading anything, on descriptors we cannot build."""
         create_agent(self.config.agent.name)
         check_descriptor("vad", self.config.vad.provider)
-        for stage, chain in (("stt", self.config.stt.provider), ("llm", self.config.llm.provider),
-                             ("tts", self.config.tts.provider)):  # fmt: skip
+        for stage, chain in (
+            ("stt", self.config.stt.provider),
+            ("llm", self.config.llm.provider),
+            ("tts", self.config.tts.provider),
+        ):
             check_descriptor(stage, chain[0])
 
     async def load(self, warm_up: bool = True) -> Providers:
@@ -112,8 +115,9 @@ class Appliance:
         if self.providers is None:
             raise RuntimeError("load() the appliance before starting a session")
         self.providers.vad.reset()
-        return VoiceSession(self.providers, make_agent(self.config), PlaybackQueue(output_rate),
-                            session_options(self.config))  # fmt: skip
+        return VoiceSession(
+            self.providers, make_agent(self.config), PlaybackQueue(output_rate), session_options(self.config)
+        )
 
     async def aclose(self) -> None:
         providers, self.providers = self.providers, None

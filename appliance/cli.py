@@ -1,4 +1,7 @@
-"""The `appliance` command. Errors are one line on stderr; exit 0 ok, 1 runtime failure, 2 bad usage/config."""
+"""The `appliance` command.
+
+Errors are one line on stderr. Exit status: 0 ok, 1 runtime failure, 2 bad usage or config.
+"""
 
 from __future__ import annotations
 

@@ -254,7 +254,8 @@ _SECRET_KEYS = {"api_key", "api_secret", "password", "token"}
 
 def effective_config(config: AppConfig) -> dict[str, Any]:
     """The config in force as plain data, with secrets redacted (safe to print or publish)."""
-    return _redact(config.model_dump(mode="json"))
+    redacted: dict[str, Any] = _redact(config.model_dump(mode="json"))
+    return redacted
 
 
 def _redact(node: Any) -> Any:

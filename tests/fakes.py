@@ -64,8 +64,12 @@ class FakeSTT(STT):
 class FakeLLM(LLM):
     descriptor = "fake/llm"
 
-    def __init__(self, reply: str = "It is noon. Have a nice day.", first_token_delay: float = 0.05,
-                 token_delay: float = 0.01) -> None:  # fmt: skip
+    def __init__(
+        self,
+        reply: str = "It is noon. Have a nice day.",
+        first_token_delay: float = 0.05,
+        token_delay: float = 0.01,
+    ) -> None:
         self.reply = reply
         self.first_token_delay = first_token_delay
         self.token_delay = token_delay

@@ -103,10 +103,20 @@ def encode_wav(chunk: AudioChunk) -> bytes:
     payload = chunk.samples.astype("<i2").tobytes()
     header = struct.pack(
         "<4sI4s4sIHHIIHH4sI",
-        b"RIFF", 36 + len(payload), b"WAVE",
-        b"fmt ", 16, _PCM, 1, chunk.sample_rate, chunk.sample_rate * 2, 2, 16,
-        b"data", len(payload),
-    )  # fmt: skip
+        b"RIFF",
+        36 + len(payload),
+        b"WAVE",
+        b"fmt ",
+        16,
+        _PCM,
+        1,
+        chunk.sample_rate,
+        chunk.sample_rate * 2,
+        2,
+        16,
+        b"data",
+        len(payload),
+    )
     return header + payload
 
 

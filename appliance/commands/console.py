@@ -25,8 +25,12 @@ async def console_command(args: argparse.Namespace, config: AppConfig) -> int:
     store = ModelStore(config.models.dir, load_manifest())
     try:
         agent = make_agent(config)
-        llm = build_llm(config.llm.provider[0], store, ComputeBudget.for_cores(config.compute.threads),
-                        config.llm.context_tokens)  # fmt: skip
+        llm = build_llm(
+            config.llm.provider[0],
+            store,
+            ComputeBudget.for_cores(config.compute.threads),
+            config.llm.context_tokens,
+        )
     except (ProviderConfigError, KeyError) as exc:
         raise CliError(str(exc).strip("'\""), EXIT_USAGE) from None
     except ModelStoreError as exc:

@@ -70,7 +70,7 @@ def _print_turn(record: TurnRecord, as_json: bool) -> None:
             s=latency["stt_final"],
             l=latency["llm_ttft"],
             t=latency["tts_ttfb"],
-        ),  # fmt: skip
+        ),
         flush=True,
     )
     if record.error:
@@ -81,8 +81,9 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
     from appliance.commands.devices import default_devices
 
     if config.audio.input == "none":
-        raise CliError("headless mode ([audio] input = \"none\") needs MQTT or LiveKit, which this build lacks",
-                       EXIT_USAGE)  # fmt: skip
+        raise CliError(
+            'headless mode ([audio] input = "none") needs MQTT or LiveKit, which this build lacks', EXIT_USAGE
+        )
     devices = default_devices()
     if devices.input is None or devices.output is None:
         question = bundled_question()
@@ -93,6 +94,6 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
         )
         return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
     raise CliError(
-        f"found sound devices ({devices.input} / {devices.output}) but live microphone mode is not in this build "
-        "yet; use `appliance run --input IN.wav --output OUT.wav`"
+        f"found sound devices ({devices.input} / {devices.output}) but live microphone mode is not in "
+        "this build yet; use `appliance run --input IN.wav --output OUT.wav`"
     )

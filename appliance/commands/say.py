@@ -30,8 +30,9 @@ async def say_command(args: argparse.Namespace, config: AppConfig) -> int:
             raise CliError(f"no sound output device ({devices.reason}); use --output FILE.wav")
     store = ModelStore(config.models.dir, load_manifest())
     try:
-        tts = build_tts(config.tts.provider[0], store, ComputeBudget.for_cores(config.compute.threads),
-                        config.tts.speed)  # fmt: skip
+        tts = build_tts(
+            config.tts.provider[0], store, ComputeBudget.for_cores(config.compute.threads), config.tts.speed
+        )
     except ProviderConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except ModelStoreError as exc:

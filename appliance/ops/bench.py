@@ -70,7 +70,11 @@ async def run_bench(config: AppConfig, questions: list[Path]) -> dict[str, Any]:
     latency: dict[str, dict[str, float | None]] = {}
     for name in LATENCY_FIELDS:
         values = [float(v) for r in records if (v := r.latency_ms.get(name)) is not None]
-        latency[name] = {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": float(len(values))}
+        latency[name] = {
+            "p50": percentile(values, 50),
+            "p95": percentile(values, 95),
+            "n": float(len(values)),
+        }
     return {
         "machine": {"cores": os.cpu_count(), "budget": appliance.budget.__dict__},
         "providers": records[0].providers if records else {},
@@ -114,8 +118,10 @@ def _print(result: dict[str, Any]) -> None:
         p50, p95 = stats["p50"], stats["p95"]
         print(f"{name:<16}{_fmt(p50):>8}{_fmt(p95):>8}")
     rss = result["rss_mb"]
-    print(f"load {result['load_s']} s; RSS after load {rss['after_load']} MB, peak {rss['peak']} MB, "
-          f"first turn {rss['first_turn']} MB, last turn {rss['last_turn']} MB")  # fmt: skip
+    print(
+        f"load {result['load_s']} s; RSS after load {rss['after_load']} MB, peak {rss['peak']} MB, "
+        f"first turn {rss['first_turn']} MB, last turn {rss['last_turn']} MB"
+    )
     cpu = result["cpu"]
     print(f"CPU during the conversation: {cpu['conversation_percent_of_one_core']} % of one core")
     for error in result["errors"]:

@@ -37,19 +37,19 @@ class LLMOptions:
     stop: Sequence[str] = field(default_factory=tuple)
 
 
-class Provider(ABC):
+class Provider:
     """What every provider has: a descriptor it was made from, and a way to free its engine."""
 
     descriptor: str = ""
 
-    async def warm_up(self) -> None:  # noqa: B027 - optional hook
+    async def warm_up(self) -> None:
         """Run one tiny inference so the first real turn does not pay for lazy init."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release the engine and its worker thread."""
 
 
-class VAD(Provider):
+class VAD(Provider, ABC):
     """Streaming voice activity: one fixed-size 16 kHz frame in, speech probability out."""
 
     frame_samples: int = 512
@@ -62,14 +62,14 @@ class VAD(Provider):
         """Forget the recurrent state (a new stream begins)."""
 
 
-class STT(Provider):
+class STT(Provider, ABC):
     """Batch speech-to-text over one 16 kHz utterance."""
 
     @abstractmethod
     async def transcribe(self, audio: Int16Array, language: str | None = None) -> Transcript: ...
 
 
-class LLM(Provider):
+class LLM(Provider, ABC):
     """Streaming chat completion: yields text pieces as the model produces them.
 
     Cancelling the consuming task (or closing the iterator) must stop the engine
@@ -80,7 +80,7 @@ class LLM(Provider):
     def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]: ...
 
 
-class TTS(Provider):
+class TTS(Provider, ABC):
     """Text to audio at the voice's own sample rate, streamed in chunks."""
 
     sample_rate: int = 22_050

@@ -24,8 +24,12 @@ class TextConversation:
     async def reply(self, user_text: str) -> AsyncIterator[str]:
         """Stream the reply's text; the turn is recorded in `last_record` when it ends."""
         self._turns += 1
-        record = TurnRecord(turn=self._turns, user_text=user_text, agent=self.agent.name,
-                            providers={"llm": self.llm.descriptor})  # fmt: skip
+        record = TurnRecord(
+            turn=self._turns,
+            user_text=user_text,
+            agent=self.agent.name,
+            providers={"llm": self.llm.descriptor},
+        )
         messages = [
             *self.chat.for_llm(self.agent.instructions, self.history_chars),
             ChatMessage("user", user_text),

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 
-_ABBREVIATIONS = frozenset(
-    {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "approx", "jr", "sr"}
-)
+_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "approx", "jr", "sr"})
 _MARKDOWN = re.compile(r"[*_#`>|~]+")
 _BOUNDARY = re.compile(r"([.!?;:]+[\"')\]]*)(\s+)|\n+")
 

@@ -13,8 +13,14 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+# Words a finished English sentence rarely ends on: articles, conjunctions, prepositions, fillers.
 _TRAILING_WORDS = frozenset(
-    "and or but so because the a an to of with for in on at from my your our their um uh er if than".split()
+    {
+        *("and", "or", "but", "so", "because", "if", "than"),
+        *("the", "a", "an", "my", "your", "our", "their"),
+        *("to", "of", "with", "for", "in", "on", "at", "from"),
+        *("um", "uh", "er"),
+    }
 )
 
 

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -114,6 +115,7 @@ class VoiceSession:
         self._turns = 0
         self._utterances = 0
         self._changed = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     # ----- input -------------------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class VoiceSession:
             return
         speculation.task.cancel()
         if speculation.reply is not None:
-            asyncio.create_task(speculation.reply.cancel())
+            self._in_background(speculation.reply.cancel())
 
     # ----- the committed turn ------------------------------------------------------------
 
@@ -387,6 +389,12 @@ class VoiceSession:
         for callback in self.on_state:
             callback(state)
         self._poke()
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run cleanup without waiting for it, keeping a reference so it is not garbage-collected."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _poke(self) -> None:
         self._changed.set()
