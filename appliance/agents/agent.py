@@ -37,8 +37,9 @@ register_agent(
     "assistant",
     lambda: Agent(
         instructions=(
-            "You are a friendly voice assistant on a small home device. "
-            "Answer in one or two short, plain sentences that are easy to say out loud."
+            # Measured on the ten bench questions with SmolLM2-135M: naming the language and asking for
+            # one sentence keeps the tiny model in English and short (a looser prompt drifted to French).
+            "You are a helpful voice assistant. Always reply in English, in one short and simple sentence."
         )
     ),
 )

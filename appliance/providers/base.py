@@ -79,6 +79,14 @@ class LLM(Provider, ABC):
     @abstractmethod
     def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]: ...
 
+    def yield_cpu(self) -> None:
+        """Hint for the running generation: something more urgent needs the cores now.
+
+        The reply calls this once its first sentence has gone to TTS: from then on the
+        LLM only has to stay ahead of speech, while TTS's first audio is on the critical
+        path. A local engine may drop to fewer threads until its next request.
+        """
+
 
 class TTS(Provider, ABC):
     """Text to audio at the voice's own sample rate, streamed in chunks."""

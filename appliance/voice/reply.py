@@ -138,6 +138,8 @@ class Reply:
         index = 0
         while (text := await pieces.get()) is not None:
             started = _now()
+            if index == 0:
+                self._llm.yield_cpu()  # the first audio is on the critical path now, the LLM is not
             audio = self._tts.synthesize(text)
             try:
                 first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio")

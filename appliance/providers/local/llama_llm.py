@@ -36,6 +36,8 @@ class LlamaCppLLM(LLM):
             verbose=False,
         )
         self._worker = EngineWorker("llm")
+        self._threads = threads
+        self._yield_requested = threading.Event()
         self.descriptor = descriptor
         self.last_prompt_tokens_evaluated = 0
         """Prompt tokens the last request had to evaluate (the rest came from the KV cache)."""
@@ -43,6 +45,9 @@ class LlamaCppLLM(LLM):
     def _generate(
         self, messages: Sequence[ChatMessage], options: LLMOptions, cancel: threading.Event
     ) -> Iterator[str]:
+        self._yield_requested.clear()
+        self._set_threads(self._threads)
+        throttled = False
         before = self._prompt_evals()
         chunks: Any = self._llama.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
@@ -59,11 +64,23 @@ class LlamaCppLLM(LLM):
                     first = False
                 if cancel.is_set():
                     break
+                if not throttled and self._yield_requested.is_set() and self._threads > 1:
+                    self._set_threads(max(1, self._threads // 2))
+                    throttled = True
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
                     yield piece
         finally:
             chunks.close()
+
+    def yield_cpu(self) -> None:
+        self._yield_requested.set()
+
+    def _set_threads(self, threads: int) -> None:
+        """Change llama.cpp's thread count; called only from the worker thread, between tokens."""
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(self._llama.ctx, threads, threads)
 
     def _prompt_evals(self) -> int:
         """Running count of prompt tokens llama.cpp has evaluated in this context."""
