@@ -137,7 +137,7 @@ class VoiceSession:
             self._listen(event)
             self._maybe_commit()
         else:
-            await self._watch_interruption(frame, start, end)
+            self._watch_interruption(frame, start, end)
 
     def _listen(self, event: SpeechStarted | SpeechEnded | None) -> None:
         if isinstance(event, SpeechStarted):
@@ -309,7 +309,7 @@ class VoiceSession:
 
     # ----- barge-in ----------------------------------------------------------------------
 
-    async def _watch_interruption(self, frame: Int16Array, start: float, end: float) -> None:
+    def _watch_interruption(self, frame: Int16Array, start: float, end: float) -> None:
         if not self.options.interruption.enabled:
             return
         voiced = self._activity.state in (Activity.STARTING, Activity.SPEAKING)
@@ -332,9 +332,9 @@ class VoiceSession:
         candidate.quiet_since = None
         confirmed = self._activity.state is Activity.SPEAKING
         if confirmed and (end - candidate.start) * 1000.0 + 1e-6 >= opts.min_speech_ms:
-            await self._interrupt(candidate)
+            self._interrupt(candidate)
 
-    async def _interrupt(self, candidate: _Candidate) -> None:
+    def _interrupt(self, candidate: _Candidate) -> None:
         active = self._active
         self._candidate = None
         self.output.clear()
@@ -343,7 +343,9 @@ class VoiceSession:
             if active.task is not None:
                 active.task.cancel()
             if active.reply is not None:
-                await active.reply.cancel()
+                # Not awaited: the engines stop at their next token or sentence, and the
+                # microphone must keep flowing meanwhile. The voice was already cleared above.
+                self._in_background(active.reply.cancel())
             if active.pieces_started:
                 self._finish(active, interrupted=True)
             else:

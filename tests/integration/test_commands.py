@@ -86,3 +86,22 @@ def test_the_llm_reuses_its_kv_cache_across_turns(models_dir: Path) -> None:
     first, second, system_tokens = asyncio.run(main())
     assert first > system_tokens  # the whole first prompt was evaluated
     assert 0 < second < system_tokens  # the second only evaluated what was new
+
+
+def test_run_without_a_sound_card_answers_the_bundled_question(cli: Cli, tmp_path: Path) -> None:
+    from appliance.commands.devices import default_devices
+
+    if default_devices().input is not None:
+        return  # this machine has a sound card: `run` would use it
+    result = cli("run", "--json")
+    assert result.code == 0, result.stderr
+    assert "no sound card found" in result.stderr
+    (record,) = result.records()
+    assert overlap("what is the capital of france", record["user_text"]) >= 0.8
+    assert read_wav(tmp_path / "appliance-reply.wav").duration > 2.0
+
+
+def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> None:
+    result = cli("console", "--text", stdin="hi\n", env={"APPLIANCE_AGENT__NAME": "butler"})
+    assert result.code == 2
+    assert "butler" in result.stderr and "assistant" in result.stderr

@@ -104,5 +104,5 @@ class LlamaCppLLM(LLM):
             pass
 
     async def aclose(self) -> None:
-        self._worker.shutdown()
+        await self._worker.aclose()
         self._llama.close()

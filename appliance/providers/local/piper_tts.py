@@ -61,4 +61,4 @@ class PiperTTS(TTS):
             pass
 
     async def aclose(self) -> None:
-        self._worker.shutdown()
+        await self._worker.aclose()

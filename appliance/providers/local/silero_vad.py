@@ -54,4 +54,4 @@ class SileroVAD(VAD):
         return await self._worker.run(lambda: self.probability_sync(frame))
 
     async def aclose(self) -> None:
-        self._worker.shutdown()
+        await self._worker.aclose()

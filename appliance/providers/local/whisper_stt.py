@@ -57,4 +57,4 @@ class WhisperSTT(STT):
         await self.transcribe(np.zeros(ENGINE_RATE // 2, dtype=np.int16))
 
     async def aclose(self) -> None:
-        self._worker.shutdown()
+        await self._worker.aclose()
