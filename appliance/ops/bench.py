@@ -88,6 +88,7 @@ async def run_bench(config: AppConfig, questions: list[Path]) -> dict[str, Any]:
             "peak": round(peak_rss_mb(), 1),
             "first_turn": round(rss_per_turn[0], 1) if rss_per_turn else None,
             "last_turn": round(rss_per_turn[-1], 1) if rss_per_turn else None,
+            "per_turn": [round(v, 1) for v in rss_per_turn],
         },
         "cpu": {
             "conversation_percent_of_one_core": round(100 * run_cpu / run_wall, 1) if run_wall else None,
