@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
+from appliance.audio.echo import EchoCanceller
+from appliance.audio.frames import ENGINE_RATE, AudioChunk, FrameSplitter, Int16Array
 from appliance.audio.resample import resample
+from appliance.audio.room import RoomEcho, mix
 from appliance.voice.session import VoiceSession
 
 TAIL_LIMIT_S = 60.0
@@ -34,9 +36,23 @@ class FileRunResult:
 
 
 class FileTransport:
-    def __init__(self, session: VoiceSession, *, realtime: bool = True) -> None:
+    def __init__(
+        self,
+        session: VoiceSession,
+        *,
+        realtime: bool = True,
+        room: RoomEcho | None = None,
+        echo_canceller: EchoCanceller | None = None,
+    ) -> None:
+        """`room` mixes the agent's own voice back into the input, as a speaker in a room would;
+        `echo_canceller` cleans the input using what was played, as on the device path."""
         self.session = session
         self.realtime = realtime
+        self.room = room
+        self.echo_canceller = echo_canceller
+        if (room or echo_canceller) and session.output.sample_rate != ENGINE_RATE:
+            raise ValueError("echo simulation needs a 16 kHz output")
+        self._splitter = FrameSplitter(session.providers.vad.frame_samples)
         self.frame_samples = session.providers.vad.frame_samples
         self._out_rate = session.output.sample_rate
         self._out: list[Int16Array] = []
@@ -62,9 +78,18 @@ class FileTransport:
         at = self._position / ENGINE_RATE
         self._position += len(frame)
         want = round(self._position * self._out_rate / ENGINE_RATE) - self._out_samples
-        self._out.append(self.session.output.pull(want, at))
+        played = self.session.output.pull(want, at)
+        self._out.append(played)
         self._out_samples += want
-        await self.session.feed(frame)
+        if self.room is None and self.echo_canceller is None:
+            await self.session.feed(frame)
+            return
+        mic = mix(frame, self.room.through(played)) if self.room else frame
+        if self.echo_canceller is not None:
+            self.echo_canceller.far(played)
+            mic = self.echo_canceller.near(mic)
+        for piece in self._splitter.push(mic):
+            await self.session.feed(piece)
 
     async def feed(self, audio: AudioChunk) -> None:
         """Feed a whole chunk (any rate), padded with silence to whole frames."""
