@@ -9,9 +9,14 @@ frames at 16 kHz; this class does the framing, so callers push any block size.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from appliance.audio.frames import ENGINE_RATE, Int16Array
+
+if TYPE_CHECKING:
+    from livekit.rtc import AudioFrame
 
 _FRAME = ENGINE_RATE // 100  # 10 ms
 
@@ -53,5 +58,5 @@ class EchoCanceller:
         self._near_pending = data[whole:].copy()
         return out
 
-    def _frame(self, block: Int16Array) -> object:
+    def _frame(self, block: Int16Array) -> AudioFrame:
         return self._rtc.AudioFrame(block.astype(np.int16).tobytes(), ENGINE_RATE, 1, _FRAME)
