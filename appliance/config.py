@@ -124,8 +124,20 @@ class ProviderEndpoint(_Section):
 
 
 class AudioConfig(_Section):
-    input: str = "device"
-    output: str = "device"
+    input: Literal["device", "none"] = "device"
+    output: Literal["device", "none"] = "device"
+    input_device: str | int | None = Field(
+        default=None, description="PortAudio device name (or part) or index."
+    )
+    output_device: str | int | None = None
+    sample_rate: int | None = Field(
+        default=None, ge=8000, le=192_000, description="Device rate; None = its own."
+    )
+    block_ms: int = Field(
+        default=10, ge=5, le=20, description="Device block; small so playback stops at once."
+    )
+    echo_cancellation: bool = True
+    speaker_buffer_ms: int = Field(default=40, ge=10, le=500)
 
 
 class MqttConfig(_Section):

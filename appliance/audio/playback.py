@@ -11,6 +11,7 @@ can resume where it stopped; clearing drops everything (a real barge-in).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,8 @@ class PlaybackQueue:
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self.listener: PlaybackListener | None = None
+        self.on_stop: list[Callable[[], None]] = []
+        """Called on pause and clear, so an output that buffers ahead can drop what it buffered."""
         self.paused = False
         self._pieces: deque[_Piece] = deque()
         self._audible_seen: set[int] = set()
@@ -60,6 +63,8 @@ class PlaybackQueue:
 
     def pause(self) -> None:
         self.paused = True
+        for callback in self.on_stop:
+            callback()
 
     def resume(self) -> None:
         self.paused = False
@@ -68,6 +73,8 @@ class PlaybackQueue:
         """Drop everything queued (a confirmed interruption)."""
         self._pieces.clear()
         self.paused = False
+        for callback in self.on_stop:
+            callback()
 
     def pull(self, count: int, at: float) -> Int16Array:
         """The next `count` samples, which the output plays starting at audio time `at`."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,7 @@ from appliance.audio.wav import WavError, read_wav, write_wav
 from appliance.cli import EXIT_OK, EXIT_USAGE, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
+from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import TurnRecord
 
@@ -85,7 +88,7 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
             'headless mode ([audio] input = "none") needs MQTT or LiveKit, which this build lacks', EXIT_USAGE
         )
     devices = default_devices()
-    if devices.input is None or devices.output is None:
+    if config.audio.input_device is None and (devices.input is None or devices.output is None):
         question = bundled_question()
         print(
             f"no sound card found ({devices.reason}); answering the bundled spoken question "
@@ -93,7 +96,37 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
             file=sys.stderr,
         )
         return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
-    raise CliError(
-        f"found sound devices ({devices.input} / {devices.output}) but live microphone mode is not in "
-        "this build yet; use `appliance run --input IN.wav --output OUT.wav`"
+    return await run_on_device(config, as_json)
+
+
+async def run_on_device(config: AppConfig, as_json: bool) -> int:
+    """Listen on the microphone and answer on the speaker until SIGINT or SIGTERM."""
+    appliance = await load_appliance(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        session = appliance.new_session(OUTPUT_RATE)
+        session.on_turn.append(lambda record: _print_turn(record, as_json))
+        transport = DeviceTransport(session, device_options(config))
+        transport.on_status.append(
+            lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True)
+        )
+        await transport.run(stop)
+        await session.aclose()
+    finally:
+        await appliance.aclose()
+    return EXIT_OK
+
+
+def device_options(config: AppConfig) -> DeviceOptions:
+    audio = config.audio
+    return DeviceOptions(
+        input_device=audio.input_device,
+        output_device=audio.output_device,
+        sample_rate=audio.sample_rate,
+        block_ms=audio.block_ms,
+        speaker_buffer_ms=audio.speaker_buffer_ms,
+        echo_cancellation=audio.echo_cancellation,
     )

@@ -1,0 +1,256 @@
+"""The device's microphone and speaker, through PortAudio (sounddevice).
+
+The PortAudio callback threads only hand blocks over: the microphone callback
+gives each block to the loop, the speaker callback takes the next block from a
+small buffer the loop keeps filled (and tells the loop to refill it). Rates are
+converted here, at the edge, with soxr. With echo cancellation on, what goes to
+the speaker is the far end and the microphone is cleaned before VAD.
+
+A device that fails to open, or disappears while open, is reported and retried
+with backoff; the appliance never crashes for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from appliance.audio.echo import EchoCanceller
+from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_dbfs
+from appliance.audio.resample import StreamResampler
+from appliance.voice.session import VoiceSession
+
+log = logging.getLogger(__name__)
+
+MIC_QUEUE_LIMIT = 200
+"""Blocks (2 s at 10 ms) the loop may fall behind before the oldest are dropped."""
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    input_device: str | int | None = None
+    output_device: str | int | None = None
+    sample_rate: int | None = None
+    block_ms: int = 10
+    speaker_buffer_ms: int = 40
+    echo_cancellation: bool = True
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+
+class DeviceError(RuntimeError):
+    """A sound device could not be opened or failed; one line."""
+
+
+class _SpeakerBuffer:
+    """Blocks at the device rate, shared by the loop (producer) and the callback thread (consumer)."""
+
+    def __init__(self) -> None:
+        self._blocks: deque[Int16Array] = deque()
+        self._lock = threading.Lock()
+        self.samples = 0
+
+    def push(self, block: Int16Array) -> None:
+        with self._lock:
+            self._blocks.append(block)
+            self.samples += len(block)
+
+    def take(self, count: int) -> Int16Array:
+        out = np.zeros(count, dtype=np.int16)
+        filled = 0
+        with self._lock:
+            while filled < count and self._blocks:
+                block = self._blocks[0]
+                n = min(count - filled, len(block))
+                out[filled : filled + n] = block[:n]
+                filled += n
+                if n == len(block):
+                    self._blocks.popleft()
+                else:
+                    self._blocks[0] = block[n:]
+            self.samples -= filled
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blocks.clear()
+            self.samples = 0
+
+
+class DeviceTransport:
+    def __init__(self, session: VoiceSession, options: DeviceOptions | None = None) -> None:
+        self.session = session
+        self.options = options or DeviceOptions()
+        self.status = "closed"
+        self.on_status: list[Callable[[str], None]] = []
+        self.input_level_dbfs = float("-inf")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._mic: asyncio.Queue[Int16Array] = asyncio.Queue()
+        self._speaker = _SpeakerBuffer()
+        self._refill_pending = False
+        self._echo = EchoCanceller() if self.options.echo_cancellation else None
+        self._splitter = FrameSplitter(session.providers.vad.frame_samples)
+        session.output.on_stop.append(self._speaker.clear)
+        if session.output.sample_rate != ENGINE_RATE:
+            raise ValueError("the device transport pulls 16 kHz from the session and converts at the device")
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Open the devices (retrying with backoff), stream until `stop` is set, close cleanly."""
+        self._loop = asyncio.get_running_loop()
+        delay = self.options.retry_initial_s
+        while not stop.is_set():
+            try:
+                streams = self._open()
+            except DeviceError as exc:
+                self._set_status(f"unavailable: {exc}")
+                log.warning("sound device: %s (retrying in %.1f s)", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, self.options.retry_max_s)
+                continue
+            delay = self.options.retry_initial_s
+            self._set_status("streaming")
+            try:
+                await self._stream(streams, stop)
+            finally:
+                for stream in streams:
+                    with contextlib.suppress(Exception):
+                        stream.abort()
+                        stream.close()
+            if not stop.is_set():
+                self._set_status("lost")
+                log.warning("sound device stopped unexpectedly; reopening")
+        self._set_status("closed")
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        for callback in self.on_status:
+            callback(status)
+
+    # ----- opening -----------------------------------------------------------------------------
+
+    def _open(self) -> tuple[Any, Any]:
+        try:
+            import sounddevice as sd
+        except (ImportError, OSError) as exc:
+            raise DeviceError(f"PortAudio is not available ({exc})") from None
+        opts = self.options
+        try:
+            in_info = sd.query_devices(opts.input_device, kind="input")
+            out_info = sd.query_devices(opts.output_device, kind="output")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(str(exc)) from None
+        in_rate = opts.sample_rate or int(in_info["default_samplerate"])
+        out_rate = opts.sample_rate or int(out_info["default_samplerate"])
+        self._in_resampler = StreamResampler(in_rate, ENGINE_RATE)
+        self._out_resampler = StreamResampler(ENGINE_RATE, out_rate)
+        self._out_rate = out_rate
+        self._block_16k = ENGINE_RATE * opts.block_ms // 1000
+        try:
+            mic = sd.InputStream(
+                device=in_info["index"],
+                channels=1,
+                samplerate=in_rate,
+                dtype="int16",
+                blocksize=in_rate * opts.block_ms // 1000,
+                callback=self._on_mic,
+            )
+            speaker = sd.OutputStream(
+                device=out_info["index"],
+                channels=1,
+                samplerate=out_rate,
+                dtype="int16",
+                blocksize=out_rate * opts.block_ms // 1000,
+                callback=self._on_speaker,
+            )
+        except sd.PortAudioError as exc:
+            raise DeviceError(f"cannot open {in_info['name']!r} / {out_info['name']!r}: {exc}") from None
+        self._speaker.clear()
+        self._refill()
+        try:
+            mic.start()
+            speaker.start()
+        except sd.PortAudioError as exc:
+            mic.close()
+            speaker.close()
+            raise DeviceError(f"cannot start {in_info['name']!r} / {out_info['name']!r}: {exc}") from None
+        log.info(
+            "sound devices: in %r at %d Hz, out %r at %d Hz",
+            in_info["name"],
+            in_rate,
+            out_info["name"],
+            out_rate,
+        )
+        return mic, speaker
+
+    # ----- the callback threads: hand over, nothing else -----------------------------------------
+
+    def _on_mic(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+        block = np.array(indata[:, 0], dtype=np.int16)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._mic_arrived, block)
+
+    def _on_speaker(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+        outdata[:, 0] = self._speaker.take(frames)
+        loop = self._loop
+        if loop is not None and not self._refill_pending:
+            self._refill_pending = True
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._refill)
+
+    # ----- the loop side ---------------------------------------------------------------------------
+
+    def _mic_arrived(self, block: Int16Array) -> None:
+        if self._mic.qsize() >= MIC_QUEUE_LIMIT:
+            self._mic.get_nowait()  # the loop fell far behind: drop the oldest audio, not the newest
+        self._mic.put_nowait(block)
+
+    def _refill(self) -> None:
+        """Keep `speaker_buffer_ms` of the agent's voice (or silence) queued for the speaker."""
+        self._refill_pending = False
+        target = self._out_rate * self.options.speaker_buffer_ms // 1000
+        while self._speaker.samples < target:
+            ahead = self._speaker.samples / self._out_rate
+            block = self.session.output.pull(self._block_16k, self.session.now + ahead)
+            if self._echo is not None:
+                self._echo.far(block)
+            self._speaker.push(self._out_resampler.push(block))
+
+    async def _stream(self, streams: tuple[Any, Any], stop: asyncio.Event) -> None:
+        mic, speaker = streams
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(self._mic.get())
+                done, _ = await asyncio.wait(
+                    {getter, stopping}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                    if not (mic.active and speaker.active):
+                        return  # the device went away
+                    continue
+                await self._consume(getter.result())
+        finally:
+            stopping.cancel()
+
+    async def _consume(self, block: Int16Array) -> None:
+        samples = self._in_resampler.push(block)
+        if self._echo is not None:
+            samples = self._echo.near(samples)
+        if len(samples):
+            self.input_level_dbfs = rms_dbfs(samples)
+        for frame in self._splitter.push(samples):
+            await self.session.feed(frame)

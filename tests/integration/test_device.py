@@ -1,0 +1,80 @@
+"""The device transport on a virtual sound card: PortAudio opens PulseAudio's mic and speaker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.audio.wav import read_wav
+from tests.fakes import silence
+from tests.integration.conftest import DATA
+from tests.integration.pulse_rig import PulseRig, pulse_rig
+from tests.integration.speech_check import overlap, transcribe
+
+
+@pytest.fixture
+def rig() -> Iterator[PulseRig]:
+    with pulse_rig() as rig:
+        yield rig
+
+
+class Appliance:
+    """`appliance run` as a subprocess on the rig's sound card."""
+
+    def __init__(
+        self, rig: PulseRig, models_dir: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.log = Path(rig.root) / "appliance.err"
+        self.out = Path(rig.root) / "appliance.out"
+        environment = {**os.environ, **rig.env, "APPLIANCE_MODELS__DIR": str(models_dir), **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run", "--json", *args],
+            env=environment,
+            stdout=self.out.open("w"),
+            stderr=self.log.open("w"),
+        )
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text() + self.out.read_text():
+            assert self.proc.poll() is None, f"appliance exited: {self.log.read_text()}"
+            assert time.monotonic() < deadline, f"no {text!r} in time: {self.log.read_text()}"
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(20)
+
+
+def test_the_device_transport_hears_a_question_and_answers_on_the_speaker(
+    rig: PulseRig, models_dir: Path
+) -> None:
+    app = Appliance(rig, models_dir)
+    app.wait_for("sound device: streaming")
+    rig.say(silence(0.5))
+    rig.say(read_wav(DATA / "questions" / "q01.wav"))
+    app.wait_for('"turn": 1')
+    time.sleep(4.0)  # let the reply play out
+    assert app.stop() == 0
+    assert "sound device: closed" in app.log.read_text()
+    record = json.loads(app.out.read_text().splitlines()[0])
+    assert overlap("what is the capital of france", record["user_text"]) >= 0.6, record
+    heard = transcribe(models_dir, rig.speaker())
+    assert overlap(record["agent_text"], heard) >= 0.5, (record["agent_text"], heard)
+
+
+def test_a_device_that_fails_to_open_is_retried_and_never_crashes(rig: PulseRig, models_dir: Path) -> None:
+    app = Appliance(rig, models_dir, env={"APPLIANCE_AUDIO__INPUT_DEVICE": "no-such-microphone"})
+    app.wait_for("sound device: unavailable")
+    time.sleep(2.0)
+    assert app.proc.poll() is None  # still running, retrying
+    assert app.log.read_text().count("sound device: unavailable") >= 2
+    assert app.stop() == 0
