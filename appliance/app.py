@@ -18,6 +18,7 @@ from appliance.ops.model_store import ModelStore
 from appliance.providers.base import LLMOptions
 from appliance.providers.compute import ComputeBudget
 from appliance.providers.registry import build_llm, build_stt, build_tts, build_vad, check_descriptor
+from appliance.voice.activation import ActivationMode, ActivationOptions
 from appliance.voice.activity import ActivityOptions
 from appliance.voice.endpointing import EndpointingOptions
 from appliance.voice.reply import ReplyTimeouts
@@ -46,6 +47,13 @@ def session_options(config: AppConfig) -> SessionOptions:
         preemptive=config.endpointing.preemptive,
         language=config.stt.language,
         history_chars=config.llm.context_tokens * 2,
+        activation=ActivationOptions(
+            mode=ActivationMode(config.activation.mode),
+            wake_phrase=config.activation.wake_phrase,
+            follow_up_s=config.activation.follow_up_s,
+            stop_phrases=tuple(config.activation.stop_phrases),
+        ),
+        timeout_message=config.timeouts.message or None,
     )
 
 

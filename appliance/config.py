@@ -116,6 +116,17 @@ class TimeoutsConfig(_Section):
     stt_s: float = Field(default=10.0, gt=0)
     llm_first_token_s: float = Field(default=15.0, gt=0)
     tts_first_audio_s: float = Field(default=10.0, gt=0)
+    message: str = Field(
+        default="Sorry, I can't answer that right now.",
+        description="Said when STT or the LLM times out; empty = stay quiet.",
+    )
+
+
+class ActivationConfig(_Section):
+    mode: Literal["always", "wake", "push_to_talk", "muted"] = "always"
+    wake_phrase: str = Field(default="hey appliance", min_length=2)
+    follow_up_s: float = Field(default=8.0, ge=0, le=120)
+    stop_phrases: list[str] = ["stop", "cancel", "be quiet", "never mind"]
 
 
 class ProviderEndpoint(_Section):
@@ -187,6 +198,7 @@ class AppConfig(_Section):
     vad: VadConfig = VadConfig()
     endpointing: EndpointingConfig = EndpointingConfig()
     interruption: InterruptionConfig = InterruptionConfig()
+    activation: ActivationConfig = ActivationConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     providers: dict[str, ProviderEndpoint] = {}
     audio: AudioConfig = AudioConfig()

@@ -41,6 +41,7 @@ class TurnEndReason(Enum):
     SILENCE = "silence"
     UNFINISHED_TIMEOUT = "max_silence"
     MAX_TURN = "max_turn"
+    PUSH_TO_TALK = "push_to_talk"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,11 @@ T = TypeVar("T")
 
 
 class ReplyTimeout(Exception):
-    """A stage did not produce its first output within its deadline."""
+    """A stage ("llm" or "tts") did not produce its first output within its deadline."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
 
 
 @dataclass
@@ -119,7 +123,7 @@ class Reply:
         started = _now()
         tokens = self._llm.stream(self._messages, self._options)
         try:
-            first = await _first_within(tokens, self._timeouts.llm_first_token_s, "LLM first token")
+            first = await _first_within(tokens, self._timeouts.llm_first_token_s, "LLM first token", "llm")
             if first is None:
                 return
             self.metrics.llm_ttft = _now() - started
@@ -142,7 +146,7 @@ class Reply:
                 self._llm.yield_cpu()  # the first audio is on the critical path now, the LLM is not
             audio = self._tts.synthesize(text)
             try:
-                first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio")
+                first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio", "tts")
                 if first is None:
                     continue
                 if self.metrics.tts_ttfb is None:
@@ -163,12 +167,12 @@ def _now() -> float:
     return asyncio.get_running_loop().time()
 
 
-async def _first_within(stream: AsyncIterator[T], seconds: float, what: str) -> T | None:
+async def _first_within(stream: AsyncIterator[T], seconds: float, what: str, stage: str) -> T | None:
     try:
         async with asyncio.timeout(seconds):
             return await anext(stream, None)
     except TimeoutError:
-        raise ReplyTimeout(f"{what} did not arrive within {seconds:g} s") from None
+        raise ReplyTimeout(f"{what} did not arrive within {seconds:g} s", stage) from None
 
 
 async def _aclose(stream: AsyncIterator[object]) -> None:

@@ -27,6 +27,7 @@ from appliance.agents.chat_context import ChatContext
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.audio.playback import PlaybackQueue
 from appliance.providers.base import LLM, STT, TTS, VAD, ChatMessage, Transcript
+from appliance.voice.activation import ActivationGate, ActivationMode, chime
 from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
 from appliance.voice.reply import Reply, ReplyTimeout
@@ -104,6 +105,7 @@ class VoiceSession:
         self.state = SessionState.LISTENING
         self.on_turn: list[Callable[[TurnRecord], None]] = []
         self.on_state: list[Callable[[SessionState], None]] = []
+        self.activation = ActivationGate(self.options.activation)
         self._activity = VoiceActivity(self.options.activity)
         self._endpointer = Endpointer(self.options.endpointing)
         self._now = 0.0
@@ -128,6 +130,13 @@ class VoiceSession:
         """One VAD-sized 16 kHz frame of input."""
         start, end = self._now, self._now + len(frame) / ENGINE_RATE
         self._now = end
+        if self.activation.mode is ActivationMode.PUSH_TO_TALK:
+            self._preroll.append(frame)
+            if self._turn_frames is not None and self.state is SessionState.LISTENING:
+                self._turn_frames.append(frame)
+            return
+        if self.activation.mode is ActivationMode.MUTED:
+            return  # time passes; nothing is heard
         probability = await self.providers.vad.probability(frame)
         event = self._activity.update(probability, start, end)
         self._preroll.append(frame)
@@ -172,17 +181,19 @@ class VoiceSession:
             return await self.providers.stt.transcribe(audio, self.options.language)
 
     def _on_speculation(self, speculation: _Speculation) -> None:
-        text = speculation.text
+        heard = speculation.text
         if (
             self._speculation is not speculation
             or not self.options.preemptive
             or self.state is not SessionState.LISTENING
-            or not text
-            or looks_unfinished(text)
+            or not heard
+            or looks_unfinished(heard)
         ):
             return
-        speculation.reply = self._make_reply(text, held=True)
-        speculation.reply_text = text
+        text = self.activation.admit(heard, self._now).text
+        if text:
+            speculation.reply = self._make_reply(text, held=True)
+            speculation.reply_text = text
 
     def _drop_speculation(self) -> None:
         speculation, self._speculation = self._speculation, None
@@ -213,12 +224,19 @@ class VoiceSession:
     async def _respond(self, active: _ActiveTurn) -> None:
         record = active.record
         try:
-            text = await self._final_transcript(active)
+            heard = await self._final_transcript(active)
             record.set_latency("stt_final", self._now - active.last_voiced)
-            if not text:
-                self._abandon(active)
+            admission = self.activation.admit(heard, self._now)
+            if admission.woke:
+                self.output.play(chime(), utterance=0)
+            if admission.text:
+                self.activation.accepted(self._now)
+            elif admission.woke:
+                self.activation.accepted(self._now)  # just the wake phrase: listen for the request
+            if not admission.text:
+                self._abandon(active)  # no words, a stop phrase, or no wake phrase
                 return
-            record.user_text = text
+            text = record.user_text = admission.text
             speculation = active.speculation
             if speculation and speculation.reply and speculation.reply_text == text:
                 active.reply, speculation.reply = speculation.reply, None
@@ -241,12 +259,31 @@ class VoiceSession:
         except asyncio.CancelledError:
             raise
         except (ReplyTimeout, TimeoutError) as exc:
-            record.error = str(exc) or "speech-to-text timed out"
+            stage = exc.stage if isinstance(exc, ReplyTimeout) else "stt"
+            record.error = (
+                str(exc) or f"speech-to-text did not answer within {self.options.stt_timeout_s:g} s"
+            )
             log.warning("turn %d: %s", record.turn, record.error)
-            self._finish(active)
+            if stage != "tts" and self.options.timeout_message:
+                await self._say_instead(active, self.options.timeout_message)
+            else:
+                self._finish(active)
         except Exception as exc:
             record.error = f"{type(exc).__name__}: {exc}"
             log.exception("turn %d failed", record.turn)
+            self._finish(active)
+
+    async def _say_instead(self, active: _ActiveTurn, text: str) -> None:
+        """Speak a fixed line in place of the reply (the LLM or STT failed); quiet if TTS fails too."""
+        try:
+            async with asyncio.timeout(self.options.reply_timeouts.tts_first_audio_s):
+                async for chunk in self.providers.tts.synthesize(text):
+                    self._play(active, chunk, 0)
+        except Exception as exc:
+            log.warning("turn %d: could not say %r: %s", active.record.turn, text, exc)
+        active.generated = True
+        self._poke()
+        if not self.output.has_audio_for(active.utterance):
             self._finish(active)
 
     async def _final_transcript(self, active: _ActiveTurn) -> str:
@@ -300,12 +337,41 @@ class VoiceSession:
             )
             record.agent_text = " ".join(spoken)
         record.interrupted = interrupted
+        self.activation.reply_finished(self._now)
         self.chat.add("user", record.user_text)
         self.chat.add("assistant", record.agent_text)
         self._active = None
         for callback in self.on_turn:
             callback(record)
         self._set_state(SessionState.LISTENING)
+
+    # ----- activation: push-to-talk and mode changes ------------------------------------------
+
+    def set_activation_mode(self, mode: ActivationMode) -> None:
+        """Switch at run time; a turn in progress under the old mode is dropped."""
+        if mode is self.activation.mode:
+            return
+        self.activation.mode = mode
+        self.activation.talk_pressed = False
+        self._turn_frames = None
+        self._drop_speculation()
+        self._endpointer.reset()
+        self._activity.reset()
+        self.providers.vad.reset()
+
+    def push_to_talk(self, pressed: bool) -> None:
+        """The talk key went down (the user speaks; the agent stops) or up (the turn ends)."""
+        if self.activation.mode is not ActivationMode.PUSH_TO_TALK or pressed == self.activation.talk_pressed:
+            return
+        self.activation.talk_pressed = pressed
+        if pressed:
+            carried = self._stop_reply()
+            self._set_state(SessionState.LISTENING)
+            self._endpointer.speech_started(self._now)
+            self._turn_frames = carried + list(self._preroll)[-2:]
+        elif self._turn_frames is not None:
+            self._endpointer.speech_ended(self._now)
+            self._commit(TurnEndReason.PUSH_TO_TALK)
 
     # ----- barge-in ----------------------------------------------------------------------
 
@@ -335,8 +401,15 @@ class VoiceSession:
             self._interrupt(candidate)
 
     def _interrupt(self, candidate: _Candidate) -> None:
-        active = self._active
         self._candidate = None
+        carried = self._stop_reply()
+        self._set_state(SessionState.LISTENING)
+        self._endpointer.speech_started(candidate.start)
+        self._turn_frames = carried + candidate.frames
+
+    def _stop_reply(self) -> list[Int16Array]:
+        """Silence the agent and cancel its reply; returns the user's audio if nothing was heard yet."""
+        active = self._active
         self.output.clear()
         carried: list[Int16Array] = []
         if active is not None:
@@ -353,9 +426,7 @@ class VoiceSession:
                 carried = active.frames
                 self._turns -= 1
                 self._active = None
-        self._set_state(SessionState.LISTENING)
-        self._endpointer.speech_started(candidate.start)
-        self._turn_frames = carried + candidate.frames
+        return carried
 
     # ----- playback callbacks (PlaybackListener) -------------------------------------------
 

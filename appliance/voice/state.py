@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from appliance.providers.base import LLMOptions
+from appliance.voice.activation import ActivationOptions
 from appliance.voice.activity import ActivityOptions
 from appliance.voice.endpointing import EndpointingOptions
 from appliance.voice.reply import ReplyTimeouts
@@ -40,4 +41,7 @@ class SessionOptions:
     preemptive: bool = True
     """Start the reply on the speculative transcript, before the turn is committed (held)."""
     language: str | None = "en"
+    activation: ActivationOptions = field(default_factory=ActivationOptions)
+    timeout_message: str | None = "Sorry, I can't answer that right now."
+    """Said when STT or the LLM does not answer in time (None: stay quiet)."""
     history_chars: int = 4000

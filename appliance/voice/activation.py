@@ -1,0 +1,125 @@
+"""When the appliance listens: always, after a wake phrase, while a key is held, or never (muted).
+
+The wake phrase is spotted on the local STT's transcript of each short voiced segment, so
+it needs no extra model and works with any phrase in any language Whisper knows. After an
+accepted request a follow-up window stays open (through the reply and `follow_up_s` after
+it) so the user can go on without repeating the phrase. A stop phrase ("stop", "cancel")
+is never sent to the LLM: said over the agent it interrupts it, in every mode.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from appliance.audio.frames import ENGINE_RATE, AudioChunk
+
+
+class ActivationMode(Enum):
+    ALWAYS = "always"
+    WAKE = "wake"
+    PUSH_TO_TALK = "push_to_talk"
+    MUTED = "muted"
+
+
+@dataclass(frozen=True)
+class ActivationOptions:
+    mode: ActivationMode = ActivationMode.ALWAYS
+    wake_phrase: str = "hey appliance"
+    follow_up_s: float = 8.0
+    stop_phrases: tuple[str, ...] = ("stop", "cancel", "be quiet", "never mind")
+    wake_similarity: float = 0.75
+    """How close (0-1, per character) the start of a transcript must be to the wake phrase."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What to do with a finished transcript."""
+
+    text: str | None
+    """The request to answer (wake phrase removed), or None to ignore the turn."""
+    woke: bool = False
+    """The wake phrase was heard (play the chime)."""
+
+
+_FILLERS = frozenset({"please", "it", "that", "now", "okay", "ok", "the", "music"})
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+class ActivationGate:
+    def __init__(self, options: ActivationOptions | None = None) -> None:
+        self.options = options or ActivationOptions()
+        self.mode = self.options.mode
+        self.talk_pressed = False
+        self._window_until = float("-inf")
+
+    # ----- what audio is heard at all ---------------------------------------------------------
+
+    @property
+    def hears_audio(self) -> bool:
+        if self.mode is ActivationMode.MUTED:
+            return False
+        return self.mode is not ActivationMode.PUSH_TO_TALK or self.talk_pressed
+
+    # ----- what a transcript means ------------------------------------------------------------
+
+    def is_stop(self, text: str) -> bool:
+        said = words_of(text)
+        if not said:
+            return False
+        stops = [words_of(phrase) for phrase in self.options.stop_phrases]
+        for stop in stops:
+            if said[: len(stop)] == stop and all(w in _FILLERS for w in said[len(stop) :]):
+                return True
+        return False
+
+    def admit(self, text: str, now: float) -> Admission:
+        """Pure: decides without changing state (the session calls `accepted` when it acts)."""
+        if self.is_stop(text) or not words_of(text):
+            return Admission(None)
+        if self.mode is not ActivationMode.WAKE or now <= self._window_until:
+            return Admission(text)
+        rest = self._after_wake_phrase(text)
+        return Admission(None) if rest is None else Admission(rest, woke=True)
+
+    def accepted(self, now: float) -> None:
+        """A request was taken: keep the follow-up window open at least through its reply."""
+        self._window_until = max(self._window_until, now + self.options.follow_up_s)
+
+    def reply_finished(self, now: float) -> None:
+        if self.mode is ActivationMode.WAKE and now <= self._window_until + 1e-9:
+            self._window_until = now + self.options.follow_up_s
+
+    def _after_wake_phrase(self, text: str) -> str | None:
+        """The text after a wake phrase at the start of `text`, or None if it does not start with one."""
+        phrase = " ".join(words_of(self.options.wake_phrase))
+        said = re.findall(r"\S+", text)
+        normalized = [" ".join(words_of(w)) for w in said]
+        count = len(phrase.split())
+        best: tuple[float, int] = (0.0, 0)
+        for n in range(max(1, count - 1), min(len(said), count + 1) + 1):
+            candidate = " ".join(w for w in normalized[:n] if w)
+            score = difflib.SequenceMatcher(None, candidate, phrase).ratio()
+            if score > best[0]:
+                best = (score, n)
+        if best[0] < self.options.wake_similarity:
+            return None
+        return " ".join(said[best[1] :]).lstrip(" ,.!?;:-")
+
+
+def chime(sample_rate: int = ENGINE_RATE) -> AudioChunk:
+    """Two short rising tones: the appliance heard its wake phrase."""
+    tones = []
+    for frequency in (880.0, 1320.0):
+        t = np.arange(int(0.09 * sample_rate)) / sample_rate
+        envelope = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)
+        tones.append(0.3 * envelope * np.sin(2 * np.pi * frequency * t))
+    samples = np.concatenate([tones[0], np.zeros(int(0.03 * sample_rate)), tones[1]])
+    return AudioChunk((samples * 32767).astype(np.int16), sample_rate)
