@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = with_config(commands.add_parser("bench", help="latency and memory benchmark"))
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--questions", type=int, default=0, help="use only the first N questions")
+    bench.add_argument(
+        "--skip", action="append", choices=["idle", "barge", "wake"], help="leave out a listening measure"
+    )
 
     with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))
     with_config(commands.add_parser("doctor", help="check models, audio devices and settings"))

@@ -24,10 +24,13 @@ from appliance.audio.wav import read_wav
 from appliance.cli import EXIT_FAILURE, EXIT_OK, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
+from appliance.ops.bench_listening import barge_in_reactions_ms, idle_cpu_percent
+from appliance.ops.wake_eval import evaluate_wake
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import LATENCY_FIELDS, TurnRecord
 
 QUESTIONS_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "questions"
+INTERRUPTION = QUESTIONS_DIR.parent / "interruption_espeak.wav"
 GAP_S = 0.6
 
 
@@ -45,7 +48,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-async def run_bench(config: AppConfig, questions: list[Path]) -> dict[str, Any]:
+async def run_bench(
+    config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     wall0, cpu0 = time.monotonic(), time.process_time()
     appliance = await load_appliance(config)
     load_s = time.monotonic() - wall0
@@ -65,6 +70,20 @@ async def run_bench(config: AppConfig, questions: list[Path]) -> dict[str, Any]:
         run_wall = time.monotonic() - run_wall0
         run_cpu = time.process_time() - run_cpu0
         await session.aclose()
+        listening: dict[str, Any] = {}
+        if "idle" not in skip:
+            listening["idle_cpu_percent_of_one_core"] = round(await idle_cpu_percent(appliance), 1)
+        if "barge" not in skip:
+            reactions = await barge_in_reactions_ms(appliance, questions[0], INTERRUPTION)
+            listening["barge_in_reaction_ms"] = {
+                "p50": percentile(reactions, 50),
+                "max": max(reactions) if reactions else None,
+                "trials": len(reactions),
+            }
+        if "wake" not in skip:
+            assert appliance.providers is not None
+            wake = await evaluate_wake(appliance.providers.stt, appliance.providers.tts)
+            listening["wake_phrase"] = wake.to_json()
     finally:
         await appliance.aclose()
     latency: dict[str, dict[str, float | None]] = {}
@@ -94,6 +113,7 @@ async def run_bench(config: AppConfig, questions: list[Path]) -> dict[str, Any]:
             "conversation_percent_of_one_core": round(100 * run_cpu / run_wall, 1) if run_wall else None,
             "total_cpu_s": round(time.process_time() - cpu0, 1),
         },
+        "listening": listening,
         "turn_records": [r.to_json() for r in records],
     }
 
@@ -104,7 +124,7 @@ async def bench_command(args: argparse.Namespace, config: AppConfig) -> int:
         questions = questions[: args.questions]
     if not questions:
         raise CliError(f"no benchmark questions in {QUESTIONS_DIR}")
-    result = await run_bench(config, questions)
+    result = await run_bench(config, questions, frozenset(args.skip or ()))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -125,6 +145,22 @@ def _print(result: dict[str, Any]) -> None:
     )
     cpu = result["cpu"]
     print(f"CPU during the conversation: {cpu['conversation_percent_of_one_core']} % of one core")
+    listening = result["listening"]
+    if "idle_cpu_percent_of_one_core" in listening:
+        print(f"idle listening (VAD only): {listening['idle_cpu_percent_of_one_core']} % of one core")
+    if "barge_in_reaction_ms" in listening:
+        barge = listening["barge_in_reaction_ms"]
+        trials = barge["trials"]
+        print(
+            f"barge-in reaction: p50 {_fmt(barge['p50'])} ms, max {_fmt(barge['max'])} ms ({trials} trials)"
+        )
+    if "wake_phrase" in listening:
+        wake = listening["wake_phrase"]
+        print(
+            f"wake phrase: {wake['misses']} misses of {wake['with_phrase']}, "
+            f"{wake['false_accepts']} false accepts of {wake['without_phrase']} "
+            f"({wake['unrelated_speech_s']} s of unrelated speech)"
+        )
     for error in result["errors"]:
         print(f"error: {error}")
 

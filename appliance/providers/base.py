@@ -66,7 +66,10 @@ class STT(Provider, ABC):
     """Batch speech-to-text over one 16 kHz utterance."""
 
     @abstractmethod
-    async def transcribe(self, audio: Int16Array, language: str | None = None) -> Transcript: ...
+    async def transcribe(
+        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
+    ) -> Transcript:
+        """`prompt`: words likely to be said (a wake phrase), to bias recognition toward them."""
 
 
 class LLM(Provider, ABC):

@@ -9,7 +9,6 @@ is never sent to the LLM: said over the agent it interrupts it, in every mode.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -32,8 +31,6 @@ class ActivationOptions:
     wake_phrase: str = "hey appliance"
     follow_up_s: float = 8.0
     stop_phrases: tuple[str, ...] = ("stop", "cancel", "be quiet", "never mind")
-    wake_similarity: float = 0.75
-    """How close (0-1, per character) the start of a transcript must be to the wake phrase."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +65,14 @@ class ActivationGate:
             return False
         return self.mode is not ActivationMode.PUSH_TO_TALK or self.talk_pressed
 
+    @property
+    def stt_prompt(self) -> str | None:
+        """In wake mode, prime the STT with the phrase: Whisper otherwise hears unusual
+        words as common ones ("hey appliance" -> "hey, clients" in a synthetic voice)."""
+        if self.mode is ActivationMode.WAKE:
+            return f"{self.options.wake_phrase.capitalize()}."
+        return None
+
     # ----- what a transcript means ------------------------------------------------------------
 
     def is_stop(self, text: str) -> bool:
@@ -98,20 +103,40 @@ class ActivationGate:
             self._window_until = now + self.options.follow_up_s
 
     def _after_wake_phrase(self, text: str) -> str | None:
-        """The text after a wake phrase at the start of `text`, or None if it does not start with one."""
-        phrase = " ".join(words_of(self.options.wake_phrase))
+        """The text after a wake phrase at the start of `text`, or None if it does not start with one.
+
+        Each word of the phrase must match a word of the transcript within a small edit distance
+        (one edit per four letters, at least one): "hey appliances" and "hay appliance" match,
+        "the appliance store" does not.
+        """
+        phrase = words_of(self.options.wake_phrase)
         said = re.findall(r"\S+", text)
-        normalized = [" ".join(words_of(w)) for w in said]
-        count = len(phrase.split())
-        best: tuple[float, int] = (0.0, 0)
-        for n in range(max(1, count - 1), min(len(said), count + 1) + 1):
-            candidate = " ".join(w for w in normalized[:n] if w)
-            score = difflib.SequenceMatcher(None, candidate, phrase).ratio()
-            if score > best[0]:
-                best = (score, n)
-        if best[0] < self.options.wake_similarity:
+        heard = [" ".join(words_of(w)) for w in said]
+        heard_words = [w for w in heard if w]
+        if len(heard_words) < len(phrase):
             return None
-        return " ".join(said[best[1] :]).lstrip(" ,.!?;:-")
+        if any(not _close(h, p) for h, p in zip(heard_words, phrase, strict=False)):
+            return None
+        consumed, matched = 0, 0
+        while matched < len(phrase):
+            if heard[consumed]:
+                matched += 1
+            consumed += 1
+        return " ".join(said[consumed:]).lstrip(" ,.!?;:-")
+
+
+def _close(heard: str, wanted: str) -> bool:
+    return _edit_distance(heard, wanted) <= max(1, len(wanted) // 4)
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
 
 
 def chime(sample_rate: int = ENGINE_RATE) -> AudioChunk:

@@ -178,7 +178,8 @@ class VoiceSession:
 
     async def _transcribe(self, audio: Int16Array) -> Transcript:
         async with asyncio.timeout(self.options.stt_timeout_s):
-            return await self.providers.stt.transcribe(audio, self.options.language)
+            prompt = self.activation.stt_prompt
+            return await self.providers.stt.transcribe(audio, self.options.language, prompt)
 
     def _on_speculation(self, speculation: _Speculation) -> None:
         heard = speculation.text

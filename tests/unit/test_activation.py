@@ -86,3 +86,19 @@ def test_the_chime_is_short_and_audible() -> None:
     sound = chime()
     assert 0.15 < sound.duration < 0.3
     assert int(abs(sound.samples).max()) > 5000
+
+
+@pytest.mark.parametrize(
+    "heard", ["The appliance store is closing.", "Hey, clients, what time is it?", "Hey!"]
+)
+def test_near_misses_of_the_wake_phrase_do_not_wake(heard: str) -> None:
+    assert wake_gate().admit(heard, now=0.0).woke is False
+
+
+def test_each_word_may_be_off_by_about_one_letter_in_four() -> None:
+    assert wake_gate().admit("Hay appliance, lights on", 0.0).text == "lights on"
+
+
+def test_the_stt_is_primed_with_the_wake_phrase_only_in_wake_mode() -> None:
+    assert wake_gate().stt_prompt == "Hey appliance."
+    assert ActivationGate().stt_prompt is None
