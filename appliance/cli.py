@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     console = with_config(commands.add_parser("console", help="talk to the agent in the terminal"))
     console.add_argument("--text", action="store_true", help="typed text instead of mic and speaker")
+    console.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
 
     say = with_config(commands.add_parser("say", help="speak text"))
     say.add_argument("text", help="what to say")

@@ -18,10 +18,15 @@ from appliance.transports.text import TextConversation
 
 
 async def console_command(args: argparse.Namespace, config: AppConfig) -> int:
+    if args.list_devices:
+        from appliance.commands.devices import device_table
+
+        print(device_table())
+        return EXIT_OK
     if not args.text:
-        raise CliError(
-            "the microphone console is not in this build yet; use `appliance console --text`", EXIT_USAGE
-        )
+        from appliance.commands.console_live import console_live
+
+        return await console_live(config)
     store = ModelStore(config.models.dir, load_manifest())
     try:
         agent = make_agent(config)

@@ -31,3 +31,22 @@ def default_devices() -> DefaultDevices:
         else "PortAudio lists no " + ("input" if not inputs else "output") + " device"
     )
     return DefaultDevices(inputs[0] if inputs else None, outputs[0] if outputs else None, reason)
+
+
+def device_table() -> str:
+    """Every PortAudio device with its index, for `[audio] input_device` / `output_device`."""
+    try:
+        import sounddevice as sd
+
+        devices = sd.query_devices()
+    except Exception as exc:
+        return f"no sound devices: {exc}"
+    if len(devices) == 0:
+        return "no sound devices (PortAudio lists none)"
+    lines = [f"{'index':>5}  {'in':>3}  {'out':>3}  {'rate':>6}  name"]
+    for device in devices:
+        lines.append(
+            f"{device['index']:>5}  {device['max_input_channels']:>3}  {device['max_output_channels']:>3}  "
+            f"{int(device['default_samplerate']):>6}  {device['name']}"
+        )
+    return "\n".join(lines)

@@ -105,6 +105,10 @@ class VoiceSession:
         self.state = SessionState.LISTENING
         self.on_turn: list[Callable[[TurnRecord], None]] = []
         self.on_state: list[Callable[[SessionState], None]] = []
+        self.on_transcript: list[Callable[[str, bool], None]] = []
+        """(text, final): the speculative transcript during a pause, then the final one."""
+        self.on_agent_text: list[Callable[[str], None]] = []
+        """Each piece of the reply as it starts to play."""
         self.activation = ActivationGate(self.options.activation)
         self._activity = VoiceActivity(self.options.activity)
         self._endpointer = Endpointer(self.options.endpointing)
@@ -183,6 +187,9 @@ class VoiceSession:
 
     def _on_speculation(self, speculation: _Speculation) -> None:
         heard = speculation.text
+        if heard and self._speculation is speculation:
+            for callback in self.on_transcript:
+                callback(heard, False)
         if (
             self._speculation is not speculation
             or not self.options.preemptive
@@ -227,6 +234,8 @@ class VoiceSession:
         try:
             heard = await self._final_transcript(active)
             record.set_latency("stt_final", self._now - active.last_voiced)
+            for callback in self.on_transcript:
+                callback(heard, True)
             admission = self.activation.admit(heard, self._now)
             if admission.woke:
                 self.output.play(chime(), utterance=0)
@@ -437,6 +446,10 @@ class VoiceSession:
             active.pieces_started.add(piece)
             if self.state is SessionState.THINKING:
                 self._set_state(SessionState.SPEAKING)
+            pieces = active.reply.metrics.pieces if active.reply else []
+            if piece < len(pieces):
+                for callback in self.on_agent_text:
+                    callback(pieces[piece])
 
     def on_audible(self, utterance: int, at: float) -> None:
         active = self._active
@@ -472,6 +485,11 @@ class VoiceSession:
 
     def _poke(self) -> None:
         self._changed.set()
+
+    @property
+    def hearing(self) -> bool:
+        """The user is talking (a turn is open and not yet committed)."""
+        return self.state is SessionState.LISTENING and self._endpointer.in_turn
 
     @property
     def idle(self) -> bool:

@@ -30,13 +30,18 @@ class Appliance:
     """`appliance run` as a subprocess on the rig's sound card."""
 
     def __init__(
-        self, rig: PulseRig, models_dir: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        rig: PulseRig,
+        models_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: tuple[str, ...] = ("run", "--json"),
     ) -> None:
         self.log = Path(rig.root) / "appliance.err"
         self.out = Path(rig.root) / "appliance.out"
         environment = {**os.environ, **rig.env, "APPLIANCE_MODELS__DIR": str(models_dir), **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--json", *args],
+            [sys.executable, "-m", "appliance", *command, *args],
             env=environment,
             stdout=self.out.open("w"),
             stderr=self.log.open("w"),
@@ -77,4 +82,29 @@ def test_a_device_that_fails_to_open_is_retried_and_never_crashes(rig: PulseRig,
     time.sleep(2.0)
     assert app.proc.poll() is None  # still running, retrying
     assert app.log.read_text().count("sound device: unavailable") >= 2
+    assert app.stop() == 0
+
+
+def test_the_console_shows_state_transcripts_reply_and_latency(rig: PulseRig, models_dir: Path) -> None:
+    app = Appliance(rig, models_dir, command=("console",))
+    app.wait_for("sound device: streaming")
+    rig.say(silence(0.5))
+    rig.say(read_wav(DATA / "questions" / "q04.wav"))
+    app.wait_for("turn 1: voice-to-voice")
+    assert app.stop() == 0
+    lines = app.out.read_text().splitlines()
+    assert "[thinking]" in lines and "[speaking]" in lines and lines.count("[listening]") >= 1
+    you = next(line for line in lines if line.startswith("you: "))
+    assert overlap("what is two plus two", you) >= 0.6
+    assert any(line.startswith("agent: ") for line in lines)
+
+
+def test_wake_mode_on_the_device_ignores_talk_without_the_phrase(rig: PulseRig, models_dir: Path) -> None:
+    app = Appliance(rig, models_dir, env={"APPLIANCE_ACTIVATION__MODE": "wake"})
+    app.wait_for("sound device: streaming")
+    rig.say(silence(0.5))
+    rig.say(read_wav(DATA / "questions" / "q01.wav"))
+    rig.say(silence(3.0))
+    time.sleep(6.0)
+    assert app.out.read_text() == ""  # no turn: it was not addressed
     assert app.stop() == 0
