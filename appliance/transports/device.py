@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,9 +31,14 @@ from appliance.audio.resample import StreamResampler
 from appliance.voice.session import VoiceSession
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIC_QUEUE_LIMIT = 200
 """Blocks (2 s at 10 ms) the loop may fall behind before the oldest are dropped."""
+OPEN_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 3.0
+MIC_SILENT_LIMIT_S = 2.0
+"""A microphone that delivers nothing this long is gone (a working one always delivers blocks)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class DeviceTransport:
         self._mic: asyncio.Queue[Int16Array] = asyncio.Queue()
         self._speaker = _SpeakerBuffer()
         self._refill_pending = False
+        self._portaudio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portaudio")
         self._echo = EchoCanceller() if self.options.echo_cancellation else None
         self._splitter = FrameSplitter(session.providers.vad.frame_samples)
         session.output.on_stop.append(self._speaker.clear)
@@ -108,10 +116,15 @@ class DeviceTransport:
         """Open the devices (retrying with backoff), stream until `stop` is set, close cleanly."""
         self._loop = asyncio.get_running_loop()
         delay = self.options.retry_initial_s
+        attempts = 0
         while not stop.is_set():
             try:
-                streams = self._open()
+                streams = await self._portaudio_call(
+                    functools.partial(self._open, attempts > 0), OPEN_TIMEOUT_S, "opening"
+                )
+                attempts += 1
             except DeviceError as exc:
+                attempts += 1
                 self._set_status(f"unavailable: {exc}")
                 log.warning("sound device: %s (retrying in %.1f s)", exc, delay)
                 with contextlib.suppress(TimeoutError):
@@ -121,16 +134,26 @@ class DeviceTransport:
             delay = self.options.retry_initial_s
             self._set_status("streaming")
             try:
-                await self._stream(streams, stop)
+                await self._stream(stop)
             finally:
-                for stream in streams:
-                    with contextlib.suppress(Exception):
-                        stream.abort()
-                        stream.close()
-            if not stop.is_set():
-                self._set_status("lost")
-                log.warning("sound device stopped unexpectedly; reopening")
+                if not stop.is_set():
+                    self._set_status("lost")
+                    log.warning("sound device stopped delivering audio; reopening")
+                with contextlib.suppress(DeviceError):
+                    await self._portaudio_call(functools.partial(_close, streams), CLOSE_TIMEOUT_S, "closing")
         self._set_status("closed")
+        self._portaudio.shutdown(wait=False)
+
+    async def _portaudio_call(self, fn: Callable[[], T], timeout: float, what: str) -> T:
+        """Run a PortAudio call on its own thread: with a stalled sound server it can block for
+        long, and the loop must keep running. Calls queue behind a stuck one, never overlap."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._portaudio, fn)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            future.add_done_callback(_close_if_opened)
+            raise DeviceError(f"{what} the sound device timed out after {timeout:g} s") from None
 
     def _set_status(self, status: str) -> None:
         self.status = status
@@ -139,11 +162,16 @@ class DeviceTransport:
 
     # ----- opening -----------------------------------------------------------------------------
 
-    def _open(self) -> tuple[Any, Any]:
+    def _open(self, rescan: bool) -> tuple[Any, Any]:
         try:
             import sounddevice as sd
         except (ImportError, OSError) as exc:
             raise DeviceError(f"PortAudio is not available ({exc})") from None
+        if rescan:
+            # PortAudio lists devices once, when it starts: restart it to see a device plugged in since.
+            with contextlib.suppress(Exception):
+                sd._terminate()
+                sd._initialize()
         opts = self.options
         try:
             in_info = sd.query_devices(opts.input_device, kind="input")
@@ -175,8 +203,7 @@ class DeviceTransport:
             )
         except sd.PortAudioError as exc:
             raise DeviceError(f"cannot open {in_info['name']!r} / {out_info['name']!r}: {exc}") from None
-        self._speaker.clear()
-        self._refill()
+        self._speaker.clear()  # the callback finds it empty, plays silence and asks the loop to refill
         try:
             mic.start()
             speaker.start()
@@ -228,19 +255,18 @@ class DeviceTransport:
                 self._echo.far(block)
             self._speaker.push(self._out_resampler.push(block))
 
-    async def _stream(self, streams: tuple[Any, Any], stop: asyncio.Event) -> None:
-        mic, speaker = streams
+    async def _stream(self, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
                 getter = asyncio.ensure_future(self._mic.get())
                 done, _ = await asyncio.wait(
-                    {getter, stopping}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                    {getter, stopping}, timeout=MIC_SILENT_LIMIT_S, return_when=asyncio.FIRST_COMPLETED
                 )
                 if getter not in done:
                     getter.cancel()
-                    if not (mic.active and speaker.active):
-                        return  # the device went away
+                    if not stop.is_set():
+                        return  # no audio for too long, or the stream stopped: the device went away
                     continue
                 await self._consume(getter.result())
         finally:
@@ -254,3 +280,16 @@ class DeviceTransport:
             self.input_level_dbfs = rms_dbfs(samples)
         for frame in self._splitter.push(samples):
             await self.session.feed(frame)
+
+
+def _close(streams: tuple[Any, Any]) -> None:
+    for stream in streams:
+        with contextlib.suppress(Exception):
+            stream.abort()
+            stream.close()
+
+
+def _close_if_opened(future: asyncio.Future[Any]) -> None:
+    """An open that completed after we gave up on it: close what it opened."""
+    if not future.cancelled() and future.exception() is None and isinstance(future.result(), tuple):
+        threading.Thread(target=_close, args=(future.result(),), daemon=True).start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -35,6 +36,7 @@ class PulseRig:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._recorded = bytearray()
+        self.server: subprocess.Popen[bytes] | None = None
         self.env = {
             "PULSE_SERVER": f"unix:{self.socket}",
             "PULSE_SOURCE": "mic",
@@ -52,6 +54,15 @@ class PulseRig:
                 block[: len(piece)] = piece
                 self._queue.append(block)
         return len(samples) / ENGINE_RATE
+
+    def pause_server(self) -> None:
+        """Freeze the sound server (SIGSTOP): to its clients the device is gone."""
+        assert self.server is not None
+        self.server.send_signal(signal.SIGSTOP)
+
+    def resume_server(self) -> None:
+        assert self.server is not None
+        self.server.send_signal(signal.SIGCONT)
 
     def speaker(self) -> AudioChunk:
         """Everything the speaker played since the rig started (16 kHz mono)."""
@@ -107,6 +118,7 @@ def pulse_rig() -> Iterator[PulseRig]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    rig.server = server
     recorder: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 10
@@ -134,6 +146,7 @@ def pulse_rig() -> Iterator[PulseRig]:
         yield rig
     finally:
         rig._stop.set()
+        server.send_signal(signal.SIGCONT)
         if recorder is not None:
             recorder.terminate()
         server.terminate()

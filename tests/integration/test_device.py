@@ -26,6 +26,19 @@ def rig() -> Iterator[PulseRig]:
         yield rig
 
 
+_launched: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_appliances() -> Iterator[None]:
+    yield
+    while _launched:
+        proc = _launched.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Appliance:
     """`appliance run` as a subprocess on the rig's sound card."""
 
@@ -46,6 +59,7 @@ class Appliance:
             stdout=self.out.open("w"),
             stderr=self.log.open("w"),
         )
+        _launched.append(self.proc)
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -108,3 +122,21 @@ def test_wake_mode_on_the_device_ignores_talk_without_the_phrase(rig: PulseRig, 
     time.sleep(6.0)
     assert app.out.read_text() == ""  # no turn: it was not addressed
     assert app.stop() == 0
+
+
+def test_a_device_that_disappears_is_reported_and_reopened_when_it_returns(models_dir: Path) -> None:
+    with pulse_rig() as rig:
+        app = Appliance(rig, models_dir)
+        app.wait_for("sound device: streaming")
+        rig.pause_server()  # the sound server stops answering: the device is gone
+        app.wait_for("sound device: lost", timeout=20)
+        assert app.proc.poll() is None
+        rig.resume_server()
+        deadline = time.monotonic() + 40
+        while app.log.read_text().count("sound device: streaming") < 2:
+            assert time.monotonic() < deadline, app.log.read_text()
+            time.sleep(0.2)
+        rig.say(silence(0.5))
+        rig.say(read_wav(DATA / "questions" / "q01.wav"))
+        app.wait_for('"turn": 1')  # and it works again
+        assert app.stop() == 0
