@@ -28,6 +28,9 @@ _BLOCK = ENGINE_RATE // 100
 
 
 class PulseRig:
+    echo_gain = 0.0
+    """Set above 0 to mix what the speaker played back into the mic: a real acoustic echo loop."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.socket = root / "native"
@@ -37,6 +40,7 @@ class PulseRig:
         self._stop = threading.Event()
         self._recorded = bytearray()
         self.server: subprocess.Popen[bytes] | None = None
+        self._echo_read = 0
         self.env = {
             "PULSE_SERVER": f"unix:{self.socket}",
             "PULSE_SOURCE": "mic",
@@ -76,6 +80,7 @@ class PulseRig:
             while not self._stop.is_set():
                 with self._lock:
                     block = self._queue.popleft() if self._queue else np.zeros(_BLOCK, dtype=np.int16)
+                block = self._with_echo(block)
                 try:
                     fifo.write(block.tobytes())
                 except BrokenPipeError:
@@ -84,6 +89,22 @@ class PulseRig:
                 delay = start + sent * _BLOCK / ENGINE_RATE - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+
+    def _with_echo(self, block: np.ndarray) -> np.ndarray:
+        """Add the speaker's next unheard block, as the room carries it to the mic."""
+        if self.echo_gain <= 0:
+            self._echo_read = len(self._recorded) // 2
+            return block
+        available = len(self._recorded) // 2
+        if available - self._echo_read < _BLOCK:
+            return block
+        start = self._echo_read * 2
+        played = np.frombuffer(bytes(self._recorded[start : start + _BLOCK * 2]), dtype="<i2")
+        self._echo_read += _BLOCK
+        if available - self._echo_read > 10 * _BLOCK:  # fell behind (a scheduling hiccup): skip ahead
+            self._echo_read = available - _BLOCK
+        echo = played.astype(np.float64) * self.echo_gain
+        return np.clip(block.astype(np.float64) + echo, -32768, 32767).astype(np.int16)
 
     def _record(self, stream: subprocess.Popen[bytes]) -> None:
         assert stream.stdout is not None

@@ -140,3 +140,32 @@ def test_a_device_that_disappears_is_reported_and_reopened_when_it_returns(model
         rig.say(read_wav(DATA / "questions" / "q01.wav"))
         app.wait_for('"turn": 1')  # and it works again
         assert app.stop() == 0
+
+
+@pytest.mark.parametrize("echo_cancellation", [True, False])
+def test_through_a_real_echo_loop_the_agent_hears_itself_only_without_echo_cancellation(
+    rig: PulseRig, models_dir: Path, echo_cancellation: bool
+) -> None:
+    rig.echo_gain = 0.6  # the speaker's sound comes back into the mic, through PulseAudio
+    app = Appliance(
+        rig,
+        models_dir,
+        env={
+            "APPLIANCE_AUDIO__ECHO_CANCELLATION": str(echo_cancellation).lower(),
+            "APPLIANCE_AGENT__INSTRUCTIONS": '"You tell stories. Always tell a story of three sentences."',
+            "APPLIANCE_LLM__MAX_TOKENS": "60",
+        },
+    )
+    app.wait_for("sound device: streaming")
+    rig.say(silence(0.5))
+    rig.say(read_wav(DATA / "questions" / "q08.wav"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not app.out.read_text():
+        time.sleep(0.2)
+    time.sleep(3.0)
+    records = [json.loads(line) for line in app.out.read_text().splitlines()]
+    clean_single_turn = len(records) == 1 and records[0]["interrupted"] is False
+    # With echo cancellation the reply plays out as one turn; without it the agent's own voice
+    # pauses it again and again, or cuts it off and comes back as a "user" turn.
+    assert clean_single_turn is echo_cancellation, records
+    assert app.stop() == 0
