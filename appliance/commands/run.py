@@ -84,9 +84,7 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
     from appliance.commands.devices import default_devices
 
     if config.audio.input == "none":
-        raise CliError(
-            'headless mode ([audio] input = "none") needs MQTT or LiveKit, which this build lacks', EXIT_USAGE
-        )
+        return await run_headless(config)
     devices = default_devices()
     if config.audio.input_device is None and (devices.input is None or devices.output is None):
         question = bundled_question()
@@ -97,6 +95,29 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
         )
         return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
     return await run_on_device(config, as_json)
+
+
+async def run_headless(config: AppConfig) -> int:
+    """No microphone: load the engines and stay up until SIGINT or SIGTERM.
+
+    Remote audio (LiveKit) and commands (MQTT) attach here once those parts exist; until
+    then a headless box only proves its models load and its service stays up.
+    """
+    appliance = await load_appliance(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        'headless ([audio] input = "none"): engines ready, no microphone; waiting',
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await appliance.aclose()
+    return EXIT_OK
 
 
 async def run_on_device(config: AppConfig, as_json: bool) -> int:

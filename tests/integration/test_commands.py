@@ -114,3 +114,25 @@ def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
     assert 0 < listening["idle_cpu_percent_of_one_core"] < 50
     assert listening["barge_in_reaction_ms"]["trials"] == 3
     assert 0 < listening["barge_in_reaction_ms"]["max"] < 400
+
+
+def test_headless_run_loads_and_waits_until_terminated(models_dir: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "APPLIANCE_MODELS__DIR": str(models_dir), "APPLIANCE_AUDIO__INPUT": "none"}
+    err = tmp_path / "err"
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run"], env=env, stderr=err.open("w"))
+    try:
+        deadline = time.monotonic() + 60
+        while "engines ready" not in err.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
