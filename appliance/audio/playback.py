@@ -45,14 +45,19 @@ class PlaybackQueue:
         self.on_stop: list[Callable[[], None]] = []
         """Called on pause and clear, so an output that buffers ahead can drop what it buffered."""
         self.paused = False
+        self.volume = 1.0
+        """Gain (0-1) applied to what is queued from now on."""
         self._pieces: deque[_Piece] = deque()
         self._audible_seen: set[int] = set()
 
     def play(self, chunk: AudioChunk, utterance: int, piece: int = 0) -> None:
         """Queue audio (any rate; converted here, at the edge)."""
         converted = resample(chunk, self.sample_rate)
-        if len(converted):
-            self._pieces.append(_Piece(converted.samples, utterance, piece))
+        samples = converted.samples
+        if self.volume != 1.0:
+            samples = (samples.astype(np.float32) * self.volume).astype(np.int16)
+        if len(samples):
+            self._pieces.append(_Piece(samples, utterance, piece))
 
     @property
     def queued_samples(self) -> int:

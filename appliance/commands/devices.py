@@ -25,11 +25,7 @@ def default_devices() -> DefaultDevices:
         return DefaultDevices(None, None, f"PortAudio failed: {exc}")
     inputs = [d["name"] for d in devices if d["max_input_channels"] > 0]
     outputs = [d["name"] for d in devices if d["max_output_channels"] > 0]
-    reason = (
-        ""
-        if inputs and outputs
-        else "PortAudio lists no " + ("input" if not inputs else "output") + " device"
-    )
+    reason = "" if inputs and outputs else "PortAudio lists no " + ("input" if not inputs else "output") + " device"
     return DefaultDevices(inputs[0] if inputs else None, outputs[0] if outputs else None, reason)
 
 

@@ -28,9 +28,7 @@ def run_checks(config: AppConfig) -> list[Check]:
     checks = [Check("python", sys.version_info >= (3, 11), sys.version.split()[0])]
     for module in ("onnxruntime", "faster_whisper", "llama_cpp", "piper", "soxr"):
         found = importlib.util.find_spec(module) is not None
-        checks.append(
-            Check(f"engine package {module}", found, "installed" if found else "missing: scripts/setup")
-        )
+        checks.append(Check(f"engine package {module}", found, "installed" if found else "missing: scripts/setup"))
     for stage, descriptor in (
         ("vad", config.vad.provider),
         ("stt", config.stt.provider[0]),
@@ -46,11 +44,7 @@ def run_checks(config: AppConfig) -> list[Check]:
     for row in store.list_rows():
         if not row.default and not row.present:
             continue
-        detail = (
-            "verified"
-            if row.verified
-            else ("corrupted" if row.present else "missing: appliance models fetch")
-        )
+        detail = "verified" if row.verified else ("corrupted" if row.present else "missing: appliance models fetch")
         checks.append(Check(f"model {row.name}", row.verified, detail, required=row.default))
     devices = default_devices()
     wants_audio = config.audio.input == "device" or config.audio.output == "device"
@@ -58,16 +52,13 @@ def run_checks(config: AppConfig) -> list[Check]:
     detail = f"in: {devices.input}, out: {devices.output}" if audio_ok else devices.reason
     checks.append(Check("sound devices", audio_ok, detail, required=False))
     if wants_audio and not audio_ok:
-        checks.append(
-            Check("audio mode", True, "no sound card: `appliance run` answers a bundled wav", False)
-        )
+        checks.append(Check("audio mode", True, "no sound card: `appliance run` answers a bundled wav", False))
     budget = ComputeBudget.for_cores(config.compute.threads)
     checks.append(
         Check(
             "compute budget",
             True,
-            f"{budget.cores} cores: stt {budget.stt}, llm {budget.llm}, "
-            f"tts {budget.tts}, vad {budget.vad} threads",
+            f"{budget.cores} cores: stt {budget.stt}, llm {budget.llm}, tts {budget.tts}, vad {budget.vad} threads",
         )
     )
     checks.append(Check("mqtt", True, "enabled" if config.mqtt.enabled else "off", required=False))

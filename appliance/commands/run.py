@@ -36,9 +36,7 @@ async def run_command(args: argparse.Namespace, config: AppConfig) -> int:
     return await run_file(config, args.input, args.output, as_json=args.json, fast=args.fast)
 
 
-async def run_file(
-    config: AppConfig, input_path: Path, output_path: Path, *, as_json: bool, fast: bool
-) -> int:
+async def run_file(config: AppConfig, input_path: Path, output_path: Path, *, as_json: bool, fast: bool) -> int:
     try:
         audio = read_wav(input_path)
     except WavError as exc:
@@ -131,9 +129,7 @@ async def run_on_device(config: AppConfig, as_json: bool) -> int:
         session = appliance.new_session(OUTPUT_RATE)
         session.on_turn.append(lambda record: _print_turn(record, as_json))
         transport = DeviceTransport(session, device_options(config))
-        transport.on_status.append(
-            lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True)
-        )
+        transport.on_status.append(lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True))
         await transport.run(stop)
         await session.aclose()
     finally:

@@ -48,9 +48,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-async def run_bench(
-    config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset()
-) -> dict[str, Any]:
+async def run_bench(config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     wall0, cpu0 = time.monotonic(), time.process_time()
     appliance = await load_appliance(config)
     load_s = time.monotonic() - wall0
@@ -151,9 +149,7 @@ def _print(result: dict[str, Any]) -> None:
     if "barge_in_reaction_ms" in listening:
         barge = listening["barge_in_reaction_ms"]
         trials = barge["trials"]
-        print(
-            f"barge-in reaction: p50 {_fmt(barge['p50'])} ms, max {_fmt(barge['max'])} ms ({trials} trials)"
-        )
+        print(f"barge-in reaction: p50 {_fmt(barge['p50'])} ms, max {_fmt(barge['max'])} ms ({trials} trials)")
     if "wake_phrase" in listening:
         wake = listening["wake_phrase"]
         print(

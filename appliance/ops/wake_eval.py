@@ -55,9 +55,7 @@ def espeak(text: str) -> AudioChunk | None:
 
 async def piper(tts: TTS, text: str) -> AudioChunk:
     chunks = [c async for c in tts.synthesize(text)]
-    return resample(
-        AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate), ENGINE_RATE
-    )
+    return resample(AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate), ENGINE_RATE)
 
 
 async def evaluate_wake(stt: STT, tts: TTS, data_path: Path = WAKE_DATA) -> WakeReport:

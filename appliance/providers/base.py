@@ -7,10 +7,12 @@ decisions. Nothing here knows about transports, MQTT or LiveKit.
 
 from __future__ import annotations
 
+import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from appliance.audio.frames import AudioChunk, Int16Array
 
@@ -34,6 +36,8 @@ class Transcript:
 class LLMOptions:
     max_tokens: int = 96
     temperature: float = 0.2
+    repeat_penalty: float = 1.1
+    """Discourages the loops small models fall into ("no, no, no, ...")."""
     stop: Sequence[str] = field(default_factory=tuple)
 
 
@@ -66,9 +70,7 @@ class STT(Provider, ABC):
     """Batch speech-to-text over one 16 kHz utterance."""
 
     @abstractmethod
-    async def transcribe(
-        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
-    ) -> Transcript:
+    async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         """`prompt`: words likely to be said (a wake phrase), to bias recognition toward them."""
 
 
@@ -81,6 +83,27 @@ class LLM(Provider, ABC):
 
     @abstractmethod
     def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]: ...
+
+    async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
+        """One of `options`. Local engines constrain decoding to them; this default asks and matches."""
+        text = ""
+        async for piece in self.stream(messages, LLMOptions(max_tokens=16, temperature=0.0)):
+            text += piece
+        said = text.lower()
+        found = [(said.find(o.lower()), o) for o in options if o.lower() in said]
+        return min(found)[1] if found else options[-1]
+
+    async def complete_json(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> dict[str, Any]:
+        """A JSON object fitting `schema`. Local engines constrain decoding; this default parses the reply."""
+        text = ""
+        async for piece in self.stream(messages, LLMOptions(max_tokens=128, temperature=0.0)):
+            text += piece
+        match = re.search(r"\{.*\}", text, flags=re.S)
+        try:
+            value = json.loads(match.group(0)) if match else {}
+        except json.JSONDecodeError:
+            value = {}
+        return value if isinstance(value, dict) else {}
 
     def yield_cpu(self) -> None:
         """Hint for the running generation: something more urgent needs the cores now.

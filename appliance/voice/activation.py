@@ -80,10 +80,7 @@ class ActivationGate:
         if not said:
             return False
         stops = [words_of(phrase) for phrase in self.options.stop_phrases]
-        for stop in stops:
-            if said[: len(stop)] == stop and all(w in _FILLERS for w in said[len(stop) :]):
-                return True
-        return False
+        return any(said[: len(stop)] == stop and all(w in _FILLERS for w in said[len(stop) :]) for stop in stops)
 
     def admit(self, text: str, now: float) -> Admission:
         """Pure: decides without changing state (the session calls `accepted` when it acts)."""

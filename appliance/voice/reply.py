@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from appliance.audio.frames import AudioChunk
-from appliance.providers.base import LLM, TTS, ChatMessage, LLMOptions
+from appliance.providers.base import LLM, TTS
 from appliance.voice.chunker import SentenceChunker
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,25 @@ PlayFn = Callable[[AudioChunk, int], None]
 """(chunk, piece index) -> None: hands audio to the output."""
 
 
+TextSource = Callable[["Reply"], AsyncIterator[str]]
+"""Makes the reply's text stream (the agent runtime's `respond`, or a fixed line)."""
+
+
 class Reply:
     def __init__(
         self,
-        llm: LLM,
+        text: TextSource,
         tts: TTS,
-        messages: Sequence[ChatMessage],
-        options: LLMOptions,
         play: PlayFn,
         timeouts: ReplyTimeouts,
         *,
+        llm: LLM | None = None,
         held: bool = False,
     ) -> None:
+        """`llm` (if any) is told to yield the CPU while TTS makes the first audio."""
+        self._text = text
         self._llm = llm
         self._tts = tts
-        self._messages = list(messages)
-        self._options = options
         self._play = play
         self._timeouts = timeouts
         self._gate = asyncio.Event()
@@ -78,6 +81,10 @@ class Reply:
 
     def release(self) -> None:
         self._gate.set()
+
+    async def wait_released(self) -> None:
+        """Until the turn is committed: a held reply computes but must not act or play."""
+        await self._gate.wait()
 
     def retarget(self, play: PlayFn) -> None:
         """Say where the audio goes; a held reply is made before its turn exists."""
@@ -121,7 +128,7 @@ class Reply:
     async def _write(self, pieces: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()
         started = _now()
-        tokens = self._llm.stream(self._messages, self._options)
+        tokens = self._text(self)
         try:
             first = await _first_within(tokens, self._timeouts.llm_first_token_s, "LLM first token", "llm")
             if first is None:
@@ -142,7 +149,7 @@ class Reply:
         index = 0
         while (text := await pieces.get()) is not None:
             started = _now()
-            if index == 0:
+            if index == 0 and self._llm is not None:
                 self._llm.yield_cpu()  # the first audio is on the critical path now, the LLM is not
             audio = self._tts.synthesize(text)
             try:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,11 @@ import numpy as np
 
 from appliance.agents.agent import Agent
 from appliance.agents.chat_context import ChatContext
+from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEvent
+from appliance.agents.runtime import AgentRuntime
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.audio.playback import PlaybackQueue
-from appliance.providers.base import LLM, STT, TTS, VAD, ChatMessage, Transcript
+from appliance.providers.base import LLM, STT, TTS, VAD, Transcript
 from appliance.voice.activation import ActivationGate, ActivationMode, chime
 from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
@@ -75,6 +77,8 @@ class _ActiveTurn:
     speculation: _Speculation | None
     task: asyncio.Task[None] | None = None
     reply: Reply | None = None
+    announcement: bool = False
+    """Said on the agent's own initiative (a timer rang): no user turn, no record."""
     generated: bool = False
     pieces_started: set[int] = field(default_factory=set)
 
@@ -97,11 +101,13 @@ class VoiceSession:
         options: SessionOptions | None = None,
     ) -> None:
         self.providers = providers
-        self.agent = agent
         self.output = output
         self.options = options or SessionOptions()
+        self.runtime = AgentRuntime(agent, providers.llm, self.options.llm, history_chars=self.options.history_chars)
+        self.runtime.on_event.append(self._on_agent_event)
+        self.runtime.on_volume.append(self._set_volume)
+        self.runtime.announcer = self.say
         self.output.listener = self
-        self.chat = ChatContext()
         self.state = SessionState.LISTENING
         self.on_turn: list[Callable[[TurnRecord], None]] = []
         self.on_state: list[Callable[[SessionState], None]] = []
@@ -122,6 +128,7 @@ class VoiceSession:
         self._utterances = 0
         self._changed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self._in_background(self.runtime.start())
 
     # ----- input -------------------------------------------------------------------------
 
@@ -220,9 +227,7 @@ class VoiceSession:
         self._utterances += 1
         record = TurnRecord(turn=self._turns, agent=self.agent.name, providers=self.providers.descriptors())
         record.set_latency("end_of_turn", self._now - last_voiced)
-        active = _ActiveTurn(
-            record, self._turn_frames or [], last_voiced, self._utterances, self._speculation
-        )
+        active = _ActiveTurn(record, self._turn_frames or [], last_voiced, self._utterances, self._speculation)
         self._turn_frames, self._speculation = None, None
         self._endpointer.reset()
         self._active = active
@@ -270,9 +275,7 @@ class VoiceSession:
             raise
         except (ReplyTimeout, TimeoutError) as exc:
             stage = exc.stage if isinstance(exc, ReplyTimeout) else "stt"
-            record.error = (
-                str(exc) or f"speech-to-text did not answer within {self.options.stt_timeout_s:g} s"
-            )
+            record.error = str(exc) or f"speech-to-text did not answer within {self.options.stt_timeout_s:g} s"
             log.warning("turn %d: %s", record.turn, record.error)
             if stage != "tts" and self.options.timeout_message:
                 await self._say_instead(active, self.options.timeout_message)
@@ -305,23 +308,37 @@ class VoiceSession:
         audio = np.concatenate(active.frames) if active.frames else np.zeros(0, dtype=np.int16)
         return (await self._transcribe(audio)).text.strip()
 
+    @property
+    def agent(self) -> Agent:
+        return self.runtime.agent
+
+    @property
+    def chat(self) -> ChatContext:
+        return self.runtime.chat
+
     def _make_reply(self, user_text: str, *, held: bool) -> Reply:
-        instructions = self.agent.instructions
-        messages = [
-            *self.chat.for_llm(instructions, self.options.history_chars),
-            ChatMessage("user", user_text),
-        ]
         reply = Reply(
-            self.providers.llm,
+            lambda r: self.runtime.respond(user_text, before_side_effects=r.wait_released),
             self.providers.tts,
-            messages,
-            self.options.llm,
             play=lambda _chunk, _piece: None,
             timeouts=self.options.reply_timeouts,
+            llm=self.providers.llm,
             held=held,
         )
         reply.start()
         return reply
+
+    def _on_agent_event(self, event: RunEvent) -> None:
+        active = self._active
+        if active is None:
+            return
+        if isinstance(event, FunctionCallEvent):
+            active.record.tool_calls.append({"name": event.name, "arguments": dict(event.arguments)})
+        elif isinstance(event, AgentHandoffEvent):
+            active.record.agent = event.new_agent
+
+    def _set_volume(self, level: int) -> None:
+        self.output.volume = max(0.0, min(1.0, level / 100))
 
     def _play(self, active: _ActiveTurn, chunk: AudioChunk, piece: int) -> None:
         if self._active is not active:
@@ -342,18 +359,52 @@ class VoiceSession:
         reply = active.reply
         if reply is not None:
             pieces = reply.metrics.pieces
-            spoken = (
-                [p for i, p in enumerate(pieces) if i in active.pieces_started] if interrupted else pieces
-            )
+            spoken = [p for i, p in enumerate(pieces) if i in active.pieces_started] if interrupted else pieces
             record.agent_text = " ".join(spoken)
         record.interrupted = interrupted
         self.activation.reply_finished(self._now)
-        self.chat.add("user", record.user_text)
-        self.chat.add("assistant", record.agent_text)
+        if active.announcement:
+            self._active = None
+            self._set_state(SessionState.LISTENING)
+            return
+        self.runtime.commit(record.user_text, record.agent_text)
+        record.agent = self.runtime.agent.name
         self._active = None
         for callback in self.on_turn:
             callback(record)
         self._set_state(SessionState.LISTENING)
+
+    # ----- announcements ------------------------------------------------------------------------
+
+    async def say(self, text: str) -> None:
+        """Speak on the agent's own initiative (a timer rings), once nothing else is going on.
+
+        It behaves like a reply: it can be interrupted, and a stop phrase silences it.
+        """
+        while not self.idle:
+            self._changed.clear()
+            await self._changed.wait()
+        self._utterances += 1
+        record = TurnRecord(turn=0, agent=self.agent.name, providers=self.providers.descriptors())
+        active = _ActiveTurn(record, [], self._now, self._utterances, None, announcement=True)
+
+        async def line(_reply: Reply) -> AsyncIterator[str]:
+            yield text
+
+        reply = Reply(line, self.providers.tts, play=lambda c, p: self._play(active, c, p),
+                      timeouts=self.options.reply_timeouts)  # fmt: skip
+        active.reply = reply
+        self._active = active
+        self._set_state(SessionState.THINKING)
+        reply.start()
+        try:
+            await reply.wait()
+        except Exception as exc:
+            log.warning("could not say %r: %s", text, exc)
+        active.generated = True
+        self._poke()
+        if not self.output.has_audio_for(active.utterance):
+            self._finish(active)
 
     # ----- activation: push-to-talk and mode changes ------------------------------------------
 

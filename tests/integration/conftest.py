@@ -44,9 +44,7 @@ Cli = Callable[..., CliResult]
 
 @pytest.fixture
 def cli(models_dir: Path, tmp_path: Path) -> Cli:
-    def run(
-        *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 300
-    ) -> CliResult:
+    def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 300) -> CliResult:
         environment = {**os.environ, "APPLIANCE_MODELS__DIR": str(models_dir), **(env or {})}
         done = subprocess.run(
             [sys.executable, "-m", "appliance", *args],

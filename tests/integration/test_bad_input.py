@@ -90,16 +90,12 @@ def test_a_missing_input_file_is_a_one_line_error(cli: Cli) -> None:
 
 def test_a_missing_model_names_the_fetch_command(cli: Cli, tmp_path: Path) -> None:
     write_wav(tmp_path / "in.wav", silence(1.0))
-    result = cli(
-        "run", "--input", "in.wav", "--output", "out.wav", env={"APPLIANCE_MODELS__DIR": "empty-store"}
-    )
+    result = cli("run", "--input", "in.wav", "--output", "out.wav", env={"APPLIANCE_MODELS__DIR": "empty-store"})
     assert result.code == 1
     assert "appliance models fetch" in one_line_error(result.stderr)
 
 
-def test_a_corrupted_model_fails_verify_and_names_the_file(
-    cli: Cli, tmp_path: Path, models_dir: Path
-) -> None:
+def test_a_corrupted_model_fails_verify_and_names_the_file(cli: Cli, tmp_path: Path, models_dir: Path) -> None:
     store = tmp_path / "store"
     shutil.copytree(models_dir / "silero-vad", store / "silero-vad")
     model = store / "silero-vad" / "silero_vad.onnx"
@@ -120,8 +116,6 @@ def test_an_unknown_config_key_names_the_key(cli: Cli, tmp_path: Path) -> None:
 
 def test_an_unknown_provider_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     write_wav(tmp_path / "in.wav", silence(0.5))
-    result = cli(
-        "run", "--input", "in.wav", "--output", "out.wav", env={"APPLIANCE_LLM__PROVIDER": '"local/gpt-9"'}
-    )
+    result = cli("run", "--input", "in.wav", "--output", "out.wav", env={"APPLIANCE_LLM__PROVIDER": '"local/gpt-9"'})
     assert result.code == 2
     assert "local/gpt-9" in one_line_error(result.stderr)

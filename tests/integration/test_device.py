@@ -73,9 +73,7 @@ class Appliance:
         return self.proc.wait(20)
 
 
-def test_the_device_transport_hears_a_question_and_answers_on_the_speaker(
-    rig: PulseRig, models_dir: Path
-) -> None:
+def test_the_device_transport_hears_a_question_and_answers_on_the_speaker(rig: PulseRig, models_dir: Path) -> None:
     app = Appliance(rig, models_dir)
     app.wait_for("sound device: streaming")
     rig.say(silence(0.5))

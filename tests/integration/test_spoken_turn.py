@@ -30,9 +30,7 @@ def test_a_spoken_question_is_answered_with_audio_that_says_the_reply(
         "tts": "local/piper-joe-medium",
     }
     out = read_wav(tmp_path / "out.wav")
-    reply_audio = AudioChunk(
-        out.samples[int((0.5 + question().duration) * out.sample_rate) :], out.sample_rate
-    )
+    reply_audio = AudioChunk(out.samples[int((0.5 + question().duration) * out.sample_rate) :], out.sample_rate)
     heard = transcribe(models_dir, reply_audio)
     assert overlap(record["agent_text"], heard) >= 0.6, (record["agent_text"], heard)
 
@@ -65,9 +63,7 @@ def test_barge_in_stops_the_agents_voice_within_200_ms(cli: Cli, tmp_path: Path)
     barge_start = lead + q.duration + 1.5
     audio = join(silence(lead), q, silence(1.5), interruption, silence(0.5))
     write_wav(tmp_path / "in.wav", audio)
-    result = cli(
-        "run", "--config", str(config), "--input", "in.wav", "--output", "out.wav", "--json", "--fast"
-    )
+    result = cli("run", "--config", str(config), "--input", "in.wav", "--output", "out.wav", "--json", "--fast")
     assert result.code == 0, result.stderr
     records = result.records()
     assert records[0]["interrupted"] is True, records

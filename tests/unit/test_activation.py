@@ -57,16 +57,12 @@ def test_always_mode_admits_everything_but_stop_phrases_and_silence() -> None:
     assert gate.admit("", 0.0).text is None
 
 
-@pytest.mark.parametrize(
-    "heard", ["Stop.", "stop it", "Cancel!", "Never mind.", "stop please", "be quiet now"]
-)
+@pytest.mark.parametrize("heard", ["Stop.", "stop it", "Cancel!", "Never mind.", "stop please", "be quiet now"])
 def test_stop_phrases(heard: str) -> None:
     assert ActivationGate().is_stop(heard)
 
 
-@pytest.mark.parametrize(
-    "heard", ["stop the timer for the oven", "don't stop", "cancellation policy", "hello"]
-)
+@pytest.mark.parametrize("heard", ["stop the timer for the oven", "don't stop", "cancellation policy", "hello"])
 def test_sentences_that_merely_contain_stop_words_are_not_stop_phrases(heard: str) -> None:
     assert not ActivationGate().is_stop(heard)
 
@@ -88,9 +84,7 @@ def test_the_chime_is_short_and_audible() -> None:
     assert int(abs(sound.samples).max()) > 5000
 
 
-@pytest.mark.parametrize(
-    "heard", ["The appliance store is closing.", "Hey, clients, what time is it?", "Hey!"]
-)
+@pytest.mark.parametrize("heard", ["The appliance store is closing.", "Hey, clients, what time is it?", "Hey!"])
 def test_near_misses_of_the_wake_phrase_do_not_wake(heard: str) -> None:
     assert wake_gate().admit(heard, now=0.0).woke is False
 

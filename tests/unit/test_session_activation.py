@@ -118,9 +118,7 @@ def test_muted_hears_nothing_and_runs_no_vad() -> None:
         await t.feed(utterance(1))
         await t.feed(silence(2.0))
 
-    records, _, _, _, vad = play(
-        script, by_length("hello"), activation=ActivationOptions(ActivationMode.MUTED)
-    )
+    records, _, _, _, vad = play(script, by_length("hello"), activation=ActivationOptions(ActivationMode.MUTED))
     assert records == [] and vad.frames == 0
 
 

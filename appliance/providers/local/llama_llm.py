@@ -8,6 +8,7 @@ evaluated: the KV cache is reused across turns.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -42,9 +43,7 @@ class LlamaCppLLM(LLM):
         self.last_prompt_tokens_evaluated = 0
         """Prompt tokens the last request had to evaluate (the rest came from the KV cache)."""
 
-    def _generate(
-        self, messages: Sequence[ChatMessage], options: LLMOptions, cancel: threading.Event
-    ) -> Iterator[str]:
+    def _generate(self, messages: Sequence[ChatMessage], options: LLMOptions, cancel: threading.Event) -> Iterator[str]:
         self._yield_requested.clear()
         self._set_threads(self._threads)
         throttled = False
@@ -54,6 +53,7 @@ class LlamaCppLLM(LLM):
             stream=True,
             max_tokens=options.max_tokens,
             temperature=options.temperature,
+            repeat_penalty=options.repeat_penalty,
             stop=list(options.stop) or None,
         )
         first = True
@@ -72,6 +72,35 @@ class LlamaCppLLM(LLM):
                     yield piece
         finally:
             chunks.close()
+
+    def _constrained(self, messages: Sequence[ChatMessage], grammar: Any, max_tokens: int) -> str:
+        self._set_threads(self._threads)
+        result: Any = self._llama.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+            grammar=grammar,
+            max_tokens=max_tokens,
+            temperature=0.0,
+        )
+        return str(result["choices"][0]["message"]["content"] or "")
+
+    async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        rule = " | ".join(json.dumps(option) for option in options)
+        grammar = LlamaGrammar.from_string(f"root ::= {rule}", verbose=False)
+        text = await self._worker.run(lambda: self._constrained(messages, grammar, 24))
+        return text.strip() if text.strip() in options else options[-1]
+
+    async def complete_json(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> dict[str, Any]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        grammar = LlamaGrammar.from_json_schema(json.dumps(_grammar_schema(schema)), verbose=False)
+        text = await self._worker.run(lambda: self._constrained(messages, grammar, 96))
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
     def yield_cpu(self) -> None:
         self._yield_requested.set()
@@ -106,3 +135,11 @@ class LlamaCppLLM(LLM):
     async def aclose(self) -> None:
         await self._worker.aclose()
         self._llama.close()
+
+
+def _grammar_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema for the grammar: required keys only (optional ones tempt a small model to invent values)."""
+    required = schema.get("required", [])
+    properties = {k: {kk: vv for kk, vv in v.items() if kk not in ("default", "description")}
+                  for k, v in schema.get("properties", {}).items() if k in required}  # fmt: skip
+    return {"type": "object", "properties": properties, "required": list(required)}

@@ -28,9 +28,7 @@ class SileroVAD(VAD):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
         self._sr = np.array(ENGINE_RATE, dtype=np.int64)
         self._worker = EngineWorker("vad")
         self.descriptor = descriptor

@@ -32,9 +32,7 @@ class WhisperSTT(STT):
         self._worker = EngineWorker("stt")
         self.descriptor = descriptor
 
-    def transcribe_sync(
-        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
-    ) -> Transcript:
+    def transcribe_sync(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         lang = language or self._language
         if not self._multilingual:
             lang = "en"
@@ -53,9 +51,7 @@ class WhisperSTT(STT):
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return Transcript(text=text, language=info.language, seconds_of_audio=len(audio) / ENGINE_RATE)
 
-    async def transcribe(
-        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
-    ) -> Transcript:
+    async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         return await self._worker.run(lambda: self.transcribe_sync(audio, language, prompt))
 
     async def warm_up(self) -> None:

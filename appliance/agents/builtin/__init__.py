@@ -1,0 +1,11 @@
+"""The built-in agents, registered by name: `assistant` (home: timers, time, volume, a chef to hand
+over to) and `chat` (plain conversation)."""
+
+from appliance.agents.agent import Agent, register_agent
+from appliance.agents.builtin.home import HomeAssistant
+
+register_agent("assistant", HomeAssistant)
+register_agent(
+    "chat",
+    lambda: Agent(instructions="You are a friendly conversation partner. Keep every answer short and spoken."),
+)

@@ -1,0 +1,337 @@
+"""Choosing a tool and its arguments reliably, even with a 135M-parameter local model.
+
+Small models pick tools badly when they generate freely, but fill arguments well when the
+output is constrained. So the choice is made in steps, cheapest and surest first:
+
+1. **Templates.** A tool's sentence templates ("set a timer for {minutes} minutes") are matched
+   against the normalized utterance; a match gives the tool and typed arguments at once.
+2. **Lexical match.** The utterance's content words are scored against each tool's name,
+   description, parameters and keywords (rarer words weigh more). No match: no tool, the LLM
+   just talks. One clear winner: that tool.
+3. **Constrained choice.** Several close candidates: the LLM picks one of their names (or
+   "none") under a grammar that allows nothing else.
+4. **Constrained arguments.** The chosen tool's arguments come from the LLM under a JSON-schema
+   grammar, then are checked and coerced to the declared types.
+
+This works for any agent developer's tools, not only the built-in ones.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.agents.spoken import normalize
+from appliance.agents.tools import FunctionTool
+from appliance.providers.base import LLM, ChatMessage
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "to",
+        "of",
+        "for",
+        "in",
+        "on",
+        "at",
+        "by",
+        "with",
+        "and",
+        "or",
+        "but",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "me",
+        "my",
+        "you",
+        "your",
+        "we",
+        "our",
+        "us",
+        "he",
+        "she",
+        "they",
+        "them",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "when",
+        "where",
+        "why",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "please",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "just",
+        "now",
+        "some",
+        "any",
+        "there",
+        "here",
+        "so",
+        "if",
+        "then",
+        "than",
+        "too",
+        "very",
+        "really",
+        "about",
+        "tell",
+        "say",
+        "give",
+        "get",
+        "let",
+        "make",
+        "want",
+        "need",
+        "like",
+        "know",
+        "think",
+    ]
+)
+
+
+def stem(word: str) -> str:
+    for suffix in ("ing", "ers", "er", "es", "ed", "s"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    return [stem(w) for w in normalize(text).split() if w not in STOPWORDS and not w.isdigit()]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    tool: FunctionTool
+    arguments: dict[str, Any]
+    routed_by: str
+
+
+class ArgumentError(ValueError):
+    """The arguments could not be made to fit the tool's schema."""
+
+
+class ToolRouter:
+    def __init__(self, min_score: float = 1.0, clear_margin: float = 1.5) -> None:
+        self.min_score = min_score
+        self.clear_margin = clear_margin
+
+    async def route(self, text: str, tools: Sequence[FunctionTool], llm: LLM | None) -> ToolChoice | None:
+        if not tools:
+            return None
+        spoken = normalize(text)
+        for tool in tools:
+            arguments = match_templates(tool, spoken)
+            if arguments is not None:
+                return ToolChoice(tool, arguments, "template")
+        scores = self.lexical_scores(spoken, tools)
+        ranked = sorted((s, i) for i, s in enumerate(scores) if s >= self.min_score)[::-1]
+        if not ranked:
+            return None
+        candidates = [tools[i] for _, i in ranked]
+        routed_by = "lexical"
+        if len(ranked) > 1 and ranked[0][0] < ranked[1][0] * self.clear_margin and llm is not None:
+            chosen = await choose_tool(text, candidates[:4], llm)
+            if chosen is None:
+                return None
+            candidates, routed_by = [chosen], "llm"
+        tool = candidates[0]
+        arguments = await fill_arguments(text, tool, llm)
+        return ToolChoice(tool, arguments, routed_by)
+
+    @staticmethod
+    def lexical_scores(spoken: str, tools: Sequence[FunctionTool]) -> list[float]:
+        said = set(content_words(spoken))
+        vocabularies = [tool_vocabulary(tool) for tool in tools]
+        document_count = {w: sum(w in v for v in vocabularies) for v in vocabularies for w in v}
+        scores = []
+        for vocabulary in vocabularies:
+            matched = said & vocabulary
+            scores.append(sum(1.0 + math.log(len(tools) / document_count[w]) for w in matched))
+        return scores
+
+
+def tool_vocabulary(tool: FunctionTool) -> set[str]:
+    text = " ".join(
+        [
+            tool.name.replace("_", " "),
+            tool.description,
+            *tool.keywords,
+            *(re.sub(r"\{\w+\}|[\[\]()|]", " ", t) for t in tool.templates),
+            *(p.replace("_", " ") for p in tool.parameters.get("properties", {})),
+        ]
+    )
+    return set(content_words(text))
+
+
+# ----- templates ---------------------------------------------------------------------------------
+
+
+_PREFIX = r"(?:(?:hey|ok|okay|please|so|now|and|um|uh|can you|could you|would you|will you)\s+)*"
+_SUFFIX = r"(?:\s+(?:please|thanks|thank you|now|for me))*"
+
+
+def expand_template(template: str) -> list[str]:
+    """Every plain sentence a template stands for: `[x]` is optional, `(a|b)` are alternatives.
+
+    Groups attach to the neighbouring word when written without a space: `minute[s]` is
+    "minute" or "minutes".
+    """
+    tokens = re.findall(r"\[|\]|\(|\)|\||[^\[\]()|]+", template)
+    position = 0
+
+    def sequence() -> list[str]:
+        nonlocal position
+        results = [""]
+        while position < len(tokens) and tokens[position] not in ("]", ")", "|"):
+            token = tokens[position]
+            position += 1
+            if token == "[":
+                options = [*alternatives("]"), ""]
+            elif token == "(":
+                options = alternatives(")")
+            else:
+                options = [token]
+            results = [r + o for r in results for o in options]
+        return results
+
+    def alternatives(close: str) -> list[str]:
+        nonlocal position
+        options = sequence()
+        while position < len(tokens) and tokens[position] == "|":
+            position += 1
+            options += sequence()
+        position += 1  # the closing bracket
+        return options
+
+    return sorted({" ".join(t.split()) for t in sequence()})
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """One regex over normalized text for all of a template's sentences, with named slots."""
+    variants = []
+    for sentence in expand_template(template):
+        parts = re.split(r"(\{\w+\})", sentence)
+        pattern = "".join(
+            f"(?P<{p[1:-1]}>.+?)" if re.fullmatch(r"\{\w+\}", p) else re.escape(normalize(p) if p.strip() else p)
+            for p in parts
+        )
+        variants.append(re.sub(r"(\\ )+|\s+", r"\\s+", pattern))
+    # A slot appears in several variants: name each variant's copy apart, merge after matching.
+    numbered = [
+        re.sub(r"\(\?P<(\w+)>", lambda m, i=i: f"(?P<{m.group(1)}__{i}>", v)  # type: ignore[misc]
+        for i, v in enumerate(variants)
+    ]
+    return re.compile(rf"^{_PREFIX}(?:{'|'.join(numbered)}){_SUFFIX}$")
+
+
+def match_templates(tool: FunctionTool, spoken: str) -> dict[str, Any] | None:
+    for template in tool.templates:
+        match = template_regex(template).match(spoken)
+        if match is None:
+            continue
+        found = {k.split("__")[0]: v for k, v in match.groupdict().items() if v is not None}
+        try:
+            return coerce_arguments(tool, found)
+        except ArgumentError:
+            continue
+    return None
+
+
+# ----- constrained decoding -------------------------------------------------------------------------
+
+
+async def choose_tool(text: str, candidates: Sequence[FunctionTool], llm: LLM) -> FunctionTool | None:
+    listing = "\n".join(f"- {t.name}: {t.description}" for t in candidates)
+    messages = [
+        ChatMessage(
+            "system",
+            f"Pick the function that does what the user asks, or none.\n{listing}\n- none: none of these",
+        ),
+        ChatMessage("user", text),
+    ]
+    name = await llm.choose(messages, [t.name for t in candidates] + ["none"])
+    return next((t for t in candidates if t.name == name), None)
+
+
+async def fill_arguments(text: str, tool: FunctionTool, llm: LLM | None) -> dict[str, Any]:
+    properties = tool.parameters.get("properties", {})
+    if not properties:
+        return {}
+    if llm is None:
+        raise ArgumentError(f"{tool.name} needs arguments and there is no LLM to fill them")
+    described = "; ".join(f"{n} ({s.get('type', 'any')}): {s.get('description', '')}" for n, s in properties.items())
+    messages = [
+        ChatMessage(
+            "system",
+            f"Fill in the arguments of {tool.name}: {tool.description} Arguments: {described}. "
+            "Use the numbers and words the user said.",
+        ),
+        ChatMessage("user", normalize(text)),
+    ]
+    raw = await llm.complete_json(messages, tool.parameters)
+    return coerce_arguments(tool, raw)
+
+
+def coerce_arguments(tool: FunctionTool, raw: dict[str, Any]) -> dict[str, Any]:
+    """Fit arguments to the schema (types, enums); drop unknown keys; ArgumentError if a required one is missing."""
+    properties = tool.parameters.get("properties", {})
+    out: dict[str, Any] = {}
+    for name, schema in properties.items():
+        if name not in raw or raw[name] in (None, ""):
+            continue
+        out[name] = _coerce(raw[name], schema, name)
+    missing = [n for n in tool.required if n not in out]
+    if missing:
+        raise ArgumentError(f"{tool.name} is missing {', '.join(missing)}")
+    return out
+
+
+def _coerce(value: Any, schema: dict[str, Any], name: str) -> Any:
+    kind = schema.get("type")
+    if "enum" in schema:
+        options = schema["enum"]
+        text = normalize(str(value))
+        for option in options:
+            if normalize(str(option)) == text:
+                return option
+        raise ArgumentError(f"{name} must be one of {options}, not {value!r}")
+    try:
+        if kind == "integer":
+            return int(float(normalize(str(value)))) if not isinstance(value, bool) else int(value)
+        if kind == "number":
+            return float(normalize(str(value)))
+        if kind == "boolean":
+            return value if isinstance(value, bool) else normalize(str(value)) in ("true", "yes", "on", "1")
+    except ValueError:
+        raise ArgumentError(f"{name} must be a {kind}, not {value!r}") from None
+    if kind == "string":
+        return str(value).strip()
+    return value

@@ -1,0 +1,203 @@
+"""Runs the active agent for one user turn: route to a tool, call it, hand off, and talk.
+
+Used by both the voice session (the text it yields is spoken) and the text harness (the text
+is collected). Every step is also a typed event (`events.py`) for tests, records and logs.
+The chat context is committed by the caller once it knows what the user actually heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from appliance.agents.agent import Agent
+from appliance.agents.chat_context import ChatContext
+from appliance.agents.context import RunContext
+from appliance.agents.events import (
+    AgentHandoffEvent,
+    ChatMessageEvent,
+    FunctionCallEvent,
+    FunctionCallOutputEvent,
+    RunEvent,
+)
+from appliance.agents.router import ArgumentError, ToolChoice, ToolRouter
+from appliance.agents.tools import FunctionTool, ToolError
+from appliance.providers.base import LLM, ChatMessage, LLMOptions
+
+log = logging.getLogger(__name__)
+
+Announcer = Callable[[str], Awaitable[None]]
+
+
+class AgentRuntime:
+    def __init__(
+        self,
+        agent: Agent,
+        llm: LLM,
+        options: LLMOptions | None = None,
+        *,
+        userdata: Any = None,
+        history_chars: int = 4000,
+        router: ToolRouter | None = None,
+    ) -> None:
+        self.agent = agent
+        self.llm = llm
+        self.options = options or LLMOptions()
+        self.userdata = userdata
+        self.history_chars = history_chars
+        self.router = router or ToolRouter()
+        self.chat = ChatContext()
+        self.on_event: list[Callable[[RunEvent], None]] = []
+        self.announcer: Announcer | None = None
+        self.on_volume: list[Callable[[int], None]] = []
+        """The voice session listens here to apply a volume a tool set (0-100)."""
+        agent.runtime = self
+
+    @property
+    def active_llm(self) -> LLM:
+        return self.agent.llm or self.llm
+
+    async def start(self) -> None:
+        await self.agent.on_enter()
+
+    def emit(self, event: RunEvent) -> None:
+        for callback in self.on_event:
+            callback(event)
+
+    async def announce(self, text: str) -> None:
+        """Say something outside a turn's reply (a timer rings, a tool's progress)."""
+        self.emit(ChatMessageEvent("assistant", text))
+        if self.announcer is not None:
+            await self.announcer(text)
+
+    # ----- one turn -------------------------------------------------------------------------------
+
+    async def respond(
+        self, user_text: str, before_side_effects: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[str]:
+        """Yield the reply's text as it is produced; events are emitted along the way.
+
+        `before_side_effects` is awaited before any tool runs: a reply computed ahead of the
+        turn's end (held) must not set a timer the user then talks over.
+        """
+        self.emit(ChatMessageEvent("user", user_text))
+        agent = self.agent
+        try:
+            choice = await self.router.route(user_text, agent.tools, self.active_llm)
+        except ArgumentError as exc:
+            log.info("no tool: %s", exc)
+            choice = None
+        if choice is None:
+            async for piece in self._talk(user_text, None):
+                yield piece
+            return
+        if before_side_effects is not None:
+            await before_side_effects()
+        result = _ToolResult()
+        async for filler in self._call(choice, result):
+            yield filler
+        if result.handoff is not None:
+            await self.handoff(result.handoff)
+        if choice.tool.say_result and not result.is_error and result.output:
+            self.emit(ChatMessageEvent("assistant", result.output))
+            yield result.output
+            return
+        async for piece in self._talk(user_text, (choice, result)):
+            yield piece
+
+    async def _talk(self, user_text: str, tool: tuple[ToolChoice, _ToolResult] | None) -> AsyncIterator[str]:
+        messages = [
+            *self.chat.for_llm(self.agent.instructions, self.history_chars),
+            ChatMessage("user", user_text),
+        ]
+        if tool is not None:
+            choice, result = tool
+            outcome = "failed: " if result.is_error else "returned: "
+            messages.append(
+                ChatMessage(
+                    "system",
+                    f"You called {choice.tool.name}({choice.arguments}); it {outcome}{result.output}. "
+                    "Tell the user the outcome in one short sentence.",
+                )
+            )
+        text = ""
+        async for piece in self.active_llm.stream(messages, self.options):
+            text += piece
+            yield piece
+        self.emit(ChatMessageEvent("assistant", text.strip()))
+
+    async def _call(self, choice: ToolChoice, result: _ToolResult) -> AsyncIterator[str]:
+        """Run the tool (with its timeout); yields a filler line if it is slow."""
+        tool = choice.tool
+        self.emit(FunctionCallEvent(tool.name, dict(choice.arguments), choice.routed_by))
+        task = asyncio.ensure_future(self._invoke(tool, choice.arguments))
+        try:
+            if tool.filler:
+                done, _ = await asyncio.wait({task}, timeout=tool.filler_after_s)
+                if not done:
+                    yield tool.filler
+            async with asyncio.timeout(tool.timeout_s):
+                value = await task
+            result.accept(value)
+        except TimeoutError:
+            result.fail(f"{tool.name} did not finish within {tool.timeout_s:g} s")
+        except (ToolError, ArgumentError) as exc:
+            result.fail(str(exc))
+        except Exception as exc:
+            log.exception("tool %s raised", tool.name)
+            result.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self.emit(FunctionCallOutputEvent(tool.name, result.output, result.is_error))
+
+    async def _invoke(self, tool: FunctionTool, arguments: dict[str, Any]) -> Any:
+        kwargs = dict(arguments)
+        if tool.context_param:
+            kwargs[tool.context_param] = RunContext(self, self.agent, tool.name)
+        value = tool.fn(**kwargs)
+        return await value if inspect.isawaitable(value) else value
+
+    async def handoff(self, new_agent: Agent) -> None:
+        """Make `new_agent` the active agent; the chat context carries over. Also usable from outside."""
+        old = self.agent
+        if new_agent is old:
+            return
+        await old.on_exit()
+        new_agent.runtime = self
+        self.agent = new_agent
+        self.emit(AgentHandoffEvent(old.name, new_agent.name))
+        await new_agent.on_enter()
+
+    def set_volume(self, level: int) -> None:
+        for callback in self.on_volume:
+            callback(level)
+
+    def commit(self, user_text: str, heard_reply: str) -> None:
+        """Add the exchange to the chat context (only what the user heard of the reply)."""
+        self.chat.add("user", user_text)
+        self.chat.add("assistant", heard_reply)
+
+
+class _ToolResult:
+    def __init__(self) -> None:
+        self.output = ""
+        self.is_error = False
+        self.handoff: Agent | None = None
+
+    def accept(self, value: Any) -> None:
+        if isinstance(value, Agent):
+            self.handoff, value = value, f"Handing over to {value.name}."
+        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Agent):
+            value, self.handoff = value
+        self.output = "done" if value is None else str(value)
+
+    def fail(self, message: str) -> None:
+        self.output = message
+        self.is_error = True

@@ -1,0 +1,103 @@
+"""`AgentSession`: an agent conversation in text mode, for agent developers' tests and CI.
+
+    async with AgentSession(llm="local/smollm2-135m") as session:
+        await session.start(Assistant())
+        result = await session.run(user_input="set a timer for five minutes")
+        result.expect.next_event().is_function_call(name="set_timer", arguments={"minutes": 5})
+
+No audio is involved; the same runtime drives the voice session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from appliance.agents.agent import Agent
+from appliance.agents.events import ChatMessageEvent, RunEvent
+from appliance.agents.runtime import AgentRuntime
+from appliance.agents.testing import RunResult
+from appliance.providers.base import LLM, LLMOptions
+
+
+class AgentSession:
+    def __init__(
+        self,
+        llm: str | LLM = "local/smollm2-135m",
+        *,
+        userdata: Any = None,
+        models_dir: Path | str | None = None,
+        options: LLMOptions | None = None,
+    ) -> None:
+        self._llm_spec = llm
+        self._models_dir = Path(models_dir) if models_dir else None
+        self._owns_llm = isinstance(llm, str)
+        self.llm: LLM | None = None if isinstance(llm, str) else llm
+        self.userdata = userdata
+        self.options = options or LLMOptions(max_tokens=64)
+        self.runtime: AgentRuntime | None = None
+        self.announcements: list[str] = []
+
+    async def __aenter__(self) -> AgentSession:
+        if self.llm is None:
+            self.llm = _build_llm(str(self._llm_spec), self._models_dir)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._owns_llm and self.llm is not None:
+            await self.llm.aclose()
+
+    @property
+    def agent(self) -> Agent:
+        if self.runtime is None:
+            raise RuntimeError("start(agent) first")
+        return self.runtime.agent
+
+    async def start(self, agent: Agent) -> None:
+        if self.llm is None:
+            await self.__aenter__()
+        assert self.llm is not None
+        self.runtime = AgentRuntime(agent, self.llm, self.options, userdata=self.userdata)
+        self.runtime.announcer = self._announce
+        await self.runtime.start()
+
+    async def _announce(self, text: str) -> None:
+        self.announcements.append(text)
+
+    async def run(self, *, user_input: str) -> RunResult:
+        """One user turn; returns its events (tool calls, outputs, handoffs, the reply) in order."""
+        runtime = self.runtime
+        if runtime is None:
+            raise RuntimeError("start(agent) before run()")
+        events: list[RunEvent] = []
+        runtime.on_event.append(events.append)
+        text = ""
+        try:
+            async for piece in runtime.respond(user_input):
+                text += piece
+        finally:
+            runtime.on_event.remove(events.append)
+        runtime.commit(user_input, text.strip())
+        shown = [e for e in events if not (isinstance(e, ChatMessageEvent) and e.role == "user")]
+        return RunResult(user_input, shown, text.strip())
+
+    async def handoff(self, agent: Agent) -> None:
+        """Switch the active agent from outside the conversation (an operator, an MQTT command)."""
+        if self.runtime is None:
+            raise RuntimeError("start(agent) first")
+        await self.runtime.handoff(agent)
+
+
+def _build_llm(descriptor: str, models_dir: Path | None) -> LLM:
+    from appliance.config import load_config
+    from appliance.ops.manifest import load_manifest
+    from appliance.ops.model_store import ModelStore
+    from appliance.providers.compute import ComputeBudget
+    from appliance.providers.registry import build_llm
+
+    config = load_config()
+    store = ModelStore(models_dir or config.models.dir, load_manifest())
+    return build_llm(descriptor, store, ComputeBudget.for_cores(config.compute.threads), config.llm.context_tokens)
