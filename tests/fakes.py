@@ -74,8 +74,20 @@ class FakeLLM(LLM):
         self.first_token_delay = first_token_delay
         self.token_delay = token_delay
         self.requests: list[list[ChatMessage]] = []
+        self.choices: list[str] = []
+        """Scripted answers for `choose` (in order); when empty it picks the first option."""
+        self.json_replies: list[dict[str, object]] = []
+        """Scripted answers for `complete_json` (in order); when empty, {}."""
+        self.choose_calls: list[list[str]] = []
         self.completed = 0
         self.stopped_early = 0
+
+    async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
+        self.choose_calls.append(list(options))
+        return self.choices.pop(0) if self.choices else options[0]
+
+    async def complete_json(self, messages: Sequence[ChatMessage], schema: dict[str, object]) -> dict[str, object]:
+        return self.json_replies.pop(0) if self.json_replies else {}
 
     async def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]:
         self.requests.append(list(messages))

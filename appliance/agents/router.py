@@ -157,7 +157,11 @@ class ToolRouter:
             return None
         candidates = [tools[i] for _, i in ranked]
         routed_by = "lexical"
-        if len(ranked) > 1 and ranked[0][0] < ranked[1][0] * self.clear_margin and llm is not None:
+        close_call = len(ranked) > 1 and ranked[0][0] < ranked[1][0] * self.clear_margin
+        weak = len(set(content_words(spoken)) & tool_vocabulary(candidates[0])) < 2
+        if (close_call or weak) and llm is not None:
+            # One shared word is thin evidence ("how are you today" vs get_date): let the
+            # constrained LLM confirm, with "none" as an answer.
             chosen = await choose_tool(text, candidates[:4], llm)
             if chosen is None:
                 return None
@@ -194,7 +198,10 @@ def tool_vocabulary(tool: FunctionTool) -> set[str]:
 # ----- templates ---------------------------------------------------------------------------------
 
 
-_PREFIX = r"(?:(?:hey|ok|okay|please|so|now|and|um|uh|can you|could you|would you|will you)\s+)*"
+_PREFIX = (
+    r"(?:(?:hey|ok|okay|please|so|now|and|um|uh|can you|could you|would you|will you|do you know|"
+    r"tell me|i want to know|i'd like to know)\s+)*"
+)
 _SUFFIX = r"(?:\s+(?:please|thanks|thank you|now|for me))*"
 
 
@@ -296,8 +303,44 @@ async def fill_arguments(text: str, tool: FunctionTool, llm: LLM | None) -> dict
         ),
         ChatMessage("user", normalize(text)),
     ]
-    raw = await llm.complete_json(messages, tool.parameters)
-    return coerce_arguments(tool, raw)
+    spoken = normalize(text)
+    found = spotted_arguments(spoken, properties)
+    remaining = [name for name in tool.required if name not in found]
+    if remaining:
+        schema = {
+            "type": "object",
+            "properties": {n: properties[n] for n in remaining},
+            "required": remaining,
+        }
+        found = {**(await llm.complete_json(messages, schema)), **found}
+    return coerce_arguments(tool, found)
+
+
+_NEGATIVE = frozenset({"off", "no", "not", "disable", "stop", "close", "false", "never", "don't", "dont"})
+_POSITIVE = frozenset({"on", "yes", "enable", "start", "open", "true"})
+
+
+def spotted_arguments(spoken: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Arguments the words themselves settle: an enum option said outright, an on/off said once.
+
+    A small model under a grammar still guesses; when the utterance names exactly one option
+    of an enum ("kitchen") or has only positive or only negative words for a boolean ("off"),
+    that is taken as the value and the model is not asked.
+    """
+    words = spoken.split()
+    found: dict[str, Any] = {}
+    for name, schema in properties.items():
+        if "enum" in schema:
+            said = [o for o in schema["enum"] if re.search(rf"\b{re.escape(normalize(str(o)))}\b", spoken)]
+            if len(said) == 1:
+                found[name] = said[0]
+        elif schema.get("type") == "boolean":
+            negative, positive = _NEGATIVE.intersection(words), _POSITIVE.intersection(words)
+            if negative and not positive:
+                found[name] = False
+            elif positive and not negative:
+                found[name] = True
+    return found
 
 
 def coerce_arguments(tool: FunctionTool, raw: dict[str, Any]) -> dict[str, Any]:

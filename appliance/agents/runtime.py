@@ -102,7 +102,7 @@ class AgentRuntime:
             yield filler
         if result.handoff is not None:
             await self.handoff(result.handoff)
-        if choice.tool.say_result and not result.is_error and result.output:
+        if _speaks_for_itself(choice.tool, result):
             self.emit(ChatMessageEvent("assistant", result.output))
             yield result.output
             return
@@ -120,8 +120,8 @@ class AgentRuntime:
             messages.append(
                 ChatMessage(
                     "system",
-                    f"You called {choice.tool.name}({choice.arguments}); it {outcome}{result.output}. "
-                    "Tell the user the outcome in one short sentence.",
+                    f"The function {choice.tool.name} {outcome}{result.output} "
+                    "Answer the user's last message in one short sentence using that result.",
                 )
             )
         text = ""
@@ -201,3 +201,12 @@ class _ToolResult:
     def fail(self, message: str) -> None:
         self.output = message
         self.is_error = True
+
+
+def _speaks_for_itself(tool: FunctionTool, result: _ToolResult) -> bool:
+    if result.is_error or not result.output:
+        return False
+    if tool.say_result is not None:
+        return tool.say_result
+    text = result.output.strip()
+    return len(text) <= 300 and text[-1] in ".!?" and text[0].isupper()

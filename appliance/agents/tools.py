@@ -36,8 +36,10 @@ class FunctionTool:
     fn: Callable[..., Awaitable[Any] | Any]
     context_param: str | None = None
     templates: tuple[str, ...] = ()
-    say_result: bool = False
-    """Speak the tool's string result as the reply, without a second LLM call."""
+    say_result: bool | None = None
+    """Speak the tool's result as the reply, without a second LLM call. None (the default): do so
+    when the result reads as a sentence ("The kitchen light is on."); a tiny local model
+    rephrasing it mostly adds delay and mistakes. False: always let the LLM phrase the reply."""
     timeout_s: float = 10.0
     filler: str | None = None
     """Said first when the tool takes longer than `filler_after_s` ("One moment.")."""
@@ -58,7 +60,7 @@ def function_tool(
     name: str | None = None,
     description: str | None = None,
     templates: Sequence[str] = (),
-    say_result: bool = False,
+    say_result: bool | None = None,
     timeout_s: float = 10.0,
     filler: str | None = None,
     filler_after_s: float = 1.0,

@@ -244,3 +244,50 @@ def test_the_agent_instructions_are_the_system_prompt() -> None:
     run = converse(QUESTION)
     assert run.llm.requests[0][0].role == "system"
     assert run.llm.requests[0][0].content == "Be brief."
+
+
+def test_a_tool_call_shows_in_the_turn_record_and_a_timer_rings_while_idle() -> None:
+    from appliance.agents.builtin.home import HomeAssistant
+
+    async def main() -> tuple[list[TurnRecord], AudioChunk, FakeTTS]:
+        tts = FakeTTS()
+        session = VoiceSession(
+            Providers(FakeVAD(), FakeSTT("Set a timer for one minute."), FakeLLM(), tts),
+            HomeAssistant(),
+            PlaybackQueue(ENGINE_RATE),
+        )
+        records: list[TurnRecord] = []
+        session.on_turn.append(records.append)
+        transport = FileTransport(session)
+        await transport.feed(QUESTION)
+        await transport.feed(silence(70.0))  # nobody talks; the timer rings at about 61.5 s
+        await transport.drain()
+        await session.aclose()
+        return records, transport.output(), tts
+
+    records, output, tts = run_virtual(main())
+    (record,) = records  # the ring is not a user turn
+    assert record.tool_calls == [{"name": "set_timer", "arguments": {"minutes": 1}}]
+    assert record.agent_text == "Okay, your timer is set for 1 minute."
+    assert tts.texts == ["Okay, your timer is set for 1 minute.", "Your timer is done."]
+    loud = np.flatnonzero(np.abs(output.samples.astype(np.int32)) > 1000) / ENGINE_RATE
+    assert any(61.0 < t < 64.0 for t in loud)  # heard a minute after it was set
+
+
+def test_a_volume_tool_changes_the_loudness_of_what_follows() -> None:
+    from appliance.agents.builtin.home import HomeAssistant
+
+    async def main() -> AudioChunk:
+        session = VoiceSession(
+            Providers(FakeVAD(), FakeSTT("Set the volume to fifty."), FakeLLM(), FakeTTS()),
+            HomeAssistant(),
+            PlaybackQueue(ENGINE_RATE),
+        )
+        transport = FileTransport(session)
+        await transport.feed(QUESTION)
+        await transport.drain()
+        await session.aclose()
+        return transport.output()
+
+    output = run_virtual(main())
+    assert int(np.abs(output.samples.astype(np.int32)).max()) == 4000  # FakeTTS speaks at 8000

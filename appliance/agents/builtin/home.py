@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from appliance.agents.agent import Agent
 from appliance.agents.builtin.timers import Timers, say_duration
@@ -43,7 +42,10 @@ class HomeAssistant(Agent):
             "[please] set (a|an) {label} timer for {minutes} minute[s]",
             "[please] set (a|an) timer for {minutes} minute[s] (for|called) [the] {label}",
             "remind me in {minutes} minute[s]",
-            "wake me (up|) in {minutes} minute[s]",
+            "wake me [up] in {minutes} minute[s]",
+            "time {minutes} minute[s]",
+            "count down {minutes} minute[s]",
+            "i need (a|an) timer for {minutes} minute[s]",
         ],
         keywords=["timer", "countdown", "minutes", "remind"],
         say_result=True,
@@ -89,8 +91,9 @@ class HomeAssistant(Agent):
             "how much time is left [on] [the] [my] [timer]",
             "how long is left on [the] [my] timer",
             "(do|have) i have (a|any) timer[s] [running|set]",
+            "how long (until|till|before) [my|the] timer [goes off|rings|is done|ends]",
         ],
-        keywords=["timer", "left", "running"],
+        keywords=["timer", "left", "running", "long", "until", "remaining"],
         say_result=True,
     )
     async def list_timers(self) -> str:
@@ -106,6 +109,7 @@ class HomeAssistant(Agent):
     @function_tool(
         templates=[
             "what time is it [now]",
+            "what time it is",
             "what is the time [now]",
             "[tell me] the time",
             "what's the time",
@@ -156,24 +160,40 @@ class HomeAssistant(Agent):
 
     @function_tool(
         templates=[
-            "[please] turn (it|the volume|the sound) {direction}",
-            "[please] turn {direction} the (volume|sound)",
-            "volume {direction}",
-            "(make it|speak|be) (louder|quieter|softer)",
+            "[please] turn (it|the volume|the sound|the music) up [a bit|a little]",
+            "[please] turn up the (volume|sound|music)",
+            "volume up",
+            "(make it|speak|be|play it) louder",
+            "louder",
+            "i can't hear you",
         ],
-        keywords=["volume", "louder", "quieter", "softer", "turn"],
+        keywords=["volume", "louder", "up", "loud"],
         say_result=True,
     )
-    async def change_volume(self, context: RunContext[None], direction: Literal["up", "down"] = "up") -> str:
-        """Turn the speaker volume up or down a step.
+    async def volume_up(self, context: RunContext[None]) -> str:
+        """Turn the speaker volume up a step."""
+        return self._step_volume(context, +15)
 
-        Args:
-            direction: up or down
-        """
-        step = 15 if direction == "up" else -15
+    @function_tool(
+        templates=[
+            "[please] turn (it|the volume|the sound|the music) down [a bit|a little]",
+            "[please] turn down the (volume|sound|music)",
+            "volume down",
+            "(make it|speak|be|play it) (quieter|softer)",
+            "(quieter|softer)",
+            "[it's|it is] too loud[,] [please] turn (it|the sound|the volume) down",
+        ],
+        keywords=["volume", "quieter", "softer", "down", "loud"],
+        say_result=True,
+    )
+    async def volume_down(self, context: RunContext[None]) -> str:
+        """Turn the speaker volume down a step."""
+        return self._step_volume(context, -15)
+
+    def _step_volume(self, context: RunContext[None], step: int) -> str:
         self.volume = max(0, min(100, self.volume + step))
         context.runtime.set_volume(self.volume)
-        return f"Volume {direction}, now {self.volume}."
+        return f"Volume {'up' if step > 0 else 'down'}, now {self.volume}."
 
     @function_tool(
         templates=[
