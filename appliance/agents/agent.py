@@ -14,7 +14,7 @@ from appliance.agents.tools import FunctionTool, build_tool, is_tool
 
 if TYPE_CHECKING:
     from appliance.agents.runtime import AgentRuntime
-    from appliance.providers.base import LLM
+    from appliance.providers.base import LLM, TTS
 
 
 class Agent:
@@ -25,11 +25,14 @@ class Agent:
         tools: Sequence[Callable[..., Any]] = (),
         name: str | None = None,
         llm: LLM | None = None,
+        tts: TTS | None = None,
     ) -> None:
         self.instructions = instructions
         self.name = name or _default_name(type(self))
         self.llm = llm
         """A different LLM for this agent (None: the session's)."""
+        self.tts = tts
+        """A different voice for this agent (None: the session's)."""
         self.runtime: AgentRuntime | None = None
         methods: list[Callable[..., Any]] = [
             m for _, m in inspect.getmembers(self, predicate=inspect.ismethod) if is_tool(m)

@@ -54,11 +54,13 @@ async def console_command(args: argparse.Namespace, config: AppConfig) -> int:
                 break
             if not line.strip():
                 continue
+            while not conversation.announcements.empty():
+                print(f"agent> {conversation.announcements.get_nowait()}", flush=True)
             print("agent> ", end="", flush=True)
             async for piece in conversation.reply(line.strip()):
                 print(piece, end="", flush=True)
             print(flush=True)
-            if not interactive:
+            if not interactive and conversation.last_record is not None:
                 print(json.dumps(conversation.last_record.to_json()), file=sys.stderr, flush=True)
     finally:
         await llm.aclose()

@@ -25,6 +25,7 @@ from appliance.cli import EXIT_FAILURE, EXIT_OK, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
 from appliance.ops.bench_listening import barge_in_reactions_ms, idle_cpu_percent
+from appliance.ops.tool_eval import evaluate_tools
 from appliance.ops.wake_eval import evaluate_wake
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import LATENCY_FIELDS, TurnRecord
@@ -78,6 +79,9 @@ async def run_bench(config: AppConfig, questions: list[Path], skip: frozenset[st
                 "max": max(reactions) if reactions else None,
                 "trials": len(reactions),
             }
+        if "tools" not in skip:
+            assert appliance.providers is not None
+            listening["tool_use"] = (await evaluate_tools(appliance.providers.llm)).to_json()
         if "wake" not in skip:
             assert appliance.providers is not None
             wake = await evaluate_wake(appliance.providers.stt, appliance.providers.tts)
@@ -150,6 +154,14 @@ def _print(result: dict[str, Any]) -> None:
         barge = listening["barge_in_reaction_ms"]
         trials = barge["trials"]
         print(f"barge-in reaction: p50 {_fmt(barge['p50'])} ms, max {_fmt(barge['max'])} ms ({trials} trials)")
+    if "tool_use" in listening:
+        tools = listening["tool_use"]
+        print(
+            f"tool use: {tools['correct']} of {tools['commands']} commands right ({100 * tools['accuracy']:.0f} %), "
+            f"routed by {tools['routed_by']}, mean routing {tools['mean_routing_ms']} ms"
+        )
+        for wrong in tools["wrong"]:
+            print(f"  wrong: {wrong}")
     if "wake_phrase" in listening:
         wake = listening["wake_phrase"]
         print(

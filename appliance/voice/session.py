@@ -319,7 +319,7 @@ class VoiceSession:
     def _make_reply(self, user_text: str, *, held: bool) -> Reply:
         reply = Reply(
             lambda r: self.runtime.respond(user_text, before_side_effects=r.wait_released),
-            self.providers.tts,
+            _AgentVoice(self),
             play=lambda _chunk, _piece: None,
             timeouts=self.options.reply_timeouts,
             llm=self.providers.llm,
@@ -327,6 +327,10 @@ class VoiceSession:
         )
         reply.start()
         return reply
+
+    async def handoff(self, agent: Agent) -> None:
+        """Switch the active agent from outside the conversation (an operator, an MQTT command)."""
+        await self.runtime.handoff(agent)
 
     def _on_agent_event(self, event: RunEvent) -> None:
         active = self._active
@@ -575,3 +579,16 @@ class VoiceSession:
             if active.reply is not None:
                 await active.reply.cancel()
         self.output.clear()
+
+
+class _AgentVoice(TTS):
+    """The voice of whichever agent is active when a sentence is spoken (a handoff mid-reply
+    switches it): the agent's own TTS if it has one, else the session's."""
+
+    def __init__(self, session: VoiceSession) -> None:
+        self._session = session
+        self.sample_rate = session.providers.tts.sample_rate
+        self.descriptor = session.providers.tts.descriptor
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        return (self._session.agent.tts or self._session.providers.tts).synthesize(text)

@@ -42,7 +42,13 @@ def test_console_text_answers_each_line_and_records_turns(cli: Cli) -> None:
 
 
 def test_bench_reports_percentiles_memory_and_cpu(cli: Cli) -> None:
-    result = cli("bench", "--questions", "2", "--json", "--skip", "wake", "--skip", "idle", "--skip", "barge")
+    result = cli(
+        "bench",
+        "--questions",
+        "2",
+        "--json",
+        *["--skip", "wake", "--skip", "idle", "--skip", "barge", "--skip", "tools"],
+    )
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["turns"] == 2 and report["errors"] == []
@@ -108,7 +114,7 @@ def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> No
 
 
 def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
-    result = cli("bench", "--questions", "1", "--json", "--skip", "wake")
+    result = cli("bench", "--questions", "1", "--json", "--skip", "wake", "--skip", "tools")
     assert result.code == 0, result.stderr
     listening = json.loads(result.stdout)["listening"]
     assert 0 < listening["idle_cpu_percent_of_one_core"] < 50

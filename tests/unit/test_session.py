@@ -291,3 +291,39 @@ def test_a_volume_tool_changes_the_loudness_of_what_follows() -> None:
 
     output = run_virtual(main())
     assert int(np.abs(output.samples.astype(np.int32)).max()) == 4000  # FakeTTS speaks at 8000
+
+
+def test_after_a_handoff_the_new_agent_speaks_with_its_own_voice_and_the_record_names_it() -> None:
+    from appliance import Agent, function_tool
+
+    chef_voice = FakeTTS()
+
+    class Host(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="Host.", name="host")
+
+        @function_tool(templates=["what time is it"])
+        async def to_chef(self) -> tuple[str, Agent]:
+            """Hand over to the chef."""
+            return "Here is the chef.", Agent(instructions="Chef.", name="chef", tts=chef_voice)
+
+    async def main() -> tuple[list[TurnRecord], FakeTTS]:
+        host_voice = FakeTTS()
+        session = VoiceSession(
+            Providers(FakeVAD(), FakeSTT("what time is it"), FakeLLM("Stir well."), host_voice),
+            Host(),
+            PlaybackQueue(ENGINE_RATE),
+        )
+        records: list[TurnRecord] = []
+        session.on_turn.append(records.append)
+        transport = FileTransport(session)
+        await transport.feed(join(QUESTION, speech(1.0), silence(3.0)))
+        await transport.drain()
+        await session.aclose()
+        return records, host_voice
+
+    records, host_voice = run_virtual(main())
+    assert [r.agent for r in records] == ["chef", "chef"]
+    assert records[0].tool_calls == [{"name": "to_chef", "arguments": {}}]
+    assert host_voice.texts == []  # the handoff happened before the first word was spoken
+    assert chef_voice.texts[0] == "Here is the chef."
