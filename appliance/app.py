@@ -17,7 +17,16 @@ from appliance.ops.manifest import load_manifest
 from appliance.ops.model_store import ModelStore
 from appliance.providers.base import LLMOptions
 from appliance.providers.compute import ComputeBudget
-from appliance.providers.registry import build_llm, build_stt, build_tts, build_vad, check_descriptor
+from appliance.providers.connectivity import Connectivity
+from appliance.providers.fallback import FallbackOptions
+from appliance.providers.registry import (
+    BuildContext,
+    build_llm_chain,
+    build_stt_chain,
+    build_tts_chain,
+    build_vad,
+    check_descriptor,
+)
 from appliance.voice.activation import ActivationMode, ActivationOptions
 from appliance.voice.activity import ActivityOptions
 from appliance.voice.endpointing import EndpointingOptions
@@ -76,6 +85,8 @@ class Appliance:
         self.store = ModelStore(config.models.dir, load_manifest())
         self.budget = ComputeBudget.for_cores(config.compute.threads)
         self.providers: Providers | None = None
+        self.connectivity = Connectivity()
+        """Shared by every stage: one OFFLINE failure skips the cloud everywhere."""
         self.load_times: LoadTimes | None = None
 
     def check(self) -> None:
@@ -87,7 +98,24 @@ class Appliance:
             ("llm", self.config.llm.provider),
             ("tts", self.config.tts.provider),
         ):
-            check_descriptor(stage, chain[0])
+            for descriptor in chain:
+                check_descriptor(stage, descriptor, self.config.providers)
+
+    def _context(self, stage: str) -> BuildContext:
+        cfg = self.config
+        fb = cfg.fallback
+        deadline = {"stt": fb.stt_s, "llm": fb.llm_first_token_s, "tts": fb.tts_first_audio_s}[stage]
+        return BuildContext(
+            store=self.store,
+            budget=self.budget,
+            endpoints=cfg.providers,
+            language=cfg.stt.language,
+            speed=cfg.tts.speed,
+            context_tokens=cfg.llm.context_tokens,
+            policy={"stt": cfg.stt.policy, "llm": cfg.llm.policy, "tts": cfg.tts.policy}[stage],
+            connectivity=self.connectivity,
+            fallback={stage: FallbackOptions(deadline, fb.probe_initial_s, fb.probe_max_s)},
+        )
 
     async def load(self, warm_up: bool = True) -> Providers:
         """Load every engine (in parallel worker threads) and warm each up once."""
@@ -102,16 +130,15 @@ class Appliance:
             times[stage] = time.monotonic() - t0
             return result
 
-        # Only the first descriptor of a chain is built: fallback chains arrive with cloud providers.
         vad, stt, llm, tts = await asyncio.gather(
             timed("vad", lambda: build_vad(cfg.vad.provider, self.store, self.budget)),
-            timed("stt", lambda: build_stt(cfg.stt.provider[0], self.store, self.budget, cfg.stt.language)),
-            timed("llm", lambda: build_llm(cfg.llm.provider[0], self.store, self.budget, cfg.llm.context_tokens)),
-            timed("tts", lambda: build_tts(cfg.tts.provider[0], self.store, self.budget, cfg.tts.speed)),
+            timed("stt", lambda: build_stt_chain(cfg.stt.provider, self._context("stt"))),
+            timed("llm", lambda: build_llm_chain(cfg.llm.provider, self._context("llm"))),
+            timed("tts", lambda: build_tts_chain(cfg.tts.provider, self._context("tts"))),
         )
         providers = Providers(vad=vad, stt=stt, llm=llm, tts=tts)
         if warm_up:
-            await asyncio.gather(stt.warm_up(), llm.warm_up(), tts.warm_up())
+            await asyncio.gather(*(p.warm_up() for p in (stt, llm, tts) if not getattr(p, "is_cloud", False)))
         self.providers = providers
         self.load_times = LoadTimes(time.monotonic() - started, times)
         log.info("engines ready in %.2f s (%s)", self.load_times.total_s, self.budget)

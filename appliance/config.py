@@ -50,8 +50,12 @@ class AgentConfig(_Section):
     instructions: str | None = Field(default=None, description="Overrides the agent's own instructions.")
 
 
+Policy = Literal["local-first", "cloud-first"]
+
+
 class SttConfig(_Section):
     provider: list[str] = ["local/whisper-tiny.en"]
+    policy: Policy = "local-first"
     language: str | None = "en"
 
     _check = field_validator("provider", mode="before")(_chain)
@@ -59,7 +63,7 @@ class SttConfig(_Section):
 
 class LlmConfig(_Section):
     provider: list[str] = ["local/smollm2-135m"]
-    policy: Literal["local-first", "cloud-first"] = "local-first"
+    policy: Policy = "local-first"
     max_tokens: int = Field(default=80, ge=1, le=4096)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     context_tokens: int = Field(default=2048, ge=256, le=32768)
@@ -69,6 +73,7 @@ class LlmConfig(_Section):
 
 class TtsConfig(_Section):
     provider: list[str] = ["local/piper-joe-medium"]
+    policy: Policy = "local-first"
     speed: float = Field(default=1.0, gt=0.25, le=4.0, description="Speaking rate; 1.0 is the voice's own.")
 
     _check = field_validator("provider", mode="before")(_chain)
@@ -127,6 +132,17 @@ class ActivationConfig(_Section):
     wake_phrase: str = Field(default="hey appliance", min_length=2)
     follow_up_s: float = Field(default=8.0, ge=0, le=120)
     stop_phrases: list[str] = ["stop", "cancel", "be quiet", "never mind"]
+
+
+class FallbackConfig(_Section):
+    """Per-request deadlines for a fallback chain (shorter than the session's: a slow cloud
+    should hand over to local quickly) and how failed providers are probed."""
+
+    stt_s: float = Field(default=5.0, gt=0)
+    llm_first_token_s: float = Field(default=4.0, gt=0)
+    tts_first_audio_s: float = Field(default=3.0, gt=0)
+    probe_initial_s: float = Field(default=5.0, gt=0)
+    probe_max_s: float = Field(default=120.0, gt=0)
 
 
 class ProviderEndpoint(_Section):
@@ -193,6 +209,7 @@ class AppConfig(_Section):
     activation: ActivationConfig = ActivationConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     providers: dict[str, ProviderEndpoint] = {}
+    fallback: FallbackConfig = FallbackConfig()
     audio: AudioConfig = AudioConfig()
     mqtt: MqttConfig = MqttConfig()
     livekit: LiveKitConfig = LiveKitConfig()

@@ -95,11 +95,16 @@ class ConsoleView:
         bar = "█" * int((level + 60) / 3)
         mode = session.activation.mode.value + (" (talking)" if session.activation.talk_pressed else "")
         header = Text.assemble(
-            ("state ", "dim"), (f"{state:<10}", "bold yellow"),
-            ("  mode ", "dim"), (f"{mode:<22}", "bold"),
-            ("  mic ", "dim"), (f"{bar:<20}", "green"), f" {level:5.0f} dBFS",
-            ("  device ", "dim"), self.device,
-        )  # fmt: skip
+            ("state ", "dim"),
+            (f"{state:<10}", "bold yellow"),
+            ("  mode ", "dim"),
+            (f"{mode:<22}", "bold"),
+            ("  mic ", "dim"),
+            (f"{bar:<20}", "green"),
+            f" {level:5.0f} dBFS",
+            ("  device ", "dim"),
+            self.device,
+        )
         body: list[Text] = [header, Text("")]
         body.extend(self.lines)
         if self.partial:

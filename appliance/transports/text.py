@@ -44,9 +44,11 @@ class TextConversation:
         self._turns += 1
         loop = asyncio.get_running_loop()
         record = self._record = TurnRecord(
-            turn=self._turns, user_text=user_text, agent=self.runtime.agent.name,
+            turn=self._turns,
+            user_text=user_text,
+            agent=self.runtime.agent.name,
             providers={"llm": self.runtime.active_llm.descriptor},
-        )  # fmt: skip
+        )
         started = loop.time()
         pieces: list[str] = []
         async for piece in self.runtime.respond(user_text):

@@ -107,6 +107,10 @@ class VoiceSession:
         self.runtime.on_event.append(self._on_agent_event)
         self.runtime.on_volume.append(self._set_volume)
         self.runtime.announcer = self.say
+        for provider in (providers.stt, providers.llm, providers.tts):
+            listeners = getattr(provider, "on_availability", None)
+            if listeners is not None:
+                listeners.append(self._on_availability)
         self.output.listener = self
         self.state = SessionState.LISTENING
         self.on_turn: list[Callable[[TurnRecord], None]] = []
@@ -341,6 +345,11 @@ class VoiceSession:
         elif isinstance(event, AgentHandoffEvent):
             active.record.agent = event.new_agent
 
+    def _on_availability(self, event: Any) -> None:
+        active = self._active
+        if active is not None:
+            active.record.availability.append(event.to_json())
+
     def _set_volume(self, level: int) -> None:
         self.output.volume = max(0.0, min(1.0, level / 100))
 
@@ -373,6 +382,7 @@ class VoiceSession:
             return
         self.runtime.commit(record.user_text, record.agent_text)
         record.agent = self.runtime.agent.name
+        record.providers = self.providers.descriptors()  # after the fact: who actually answered
         self._active = None
         for callback in self.on_turn:
             callback(record)
@@ -395,8 +405,9 @@ class VoiceSession:
         async def line(_reply: Reply) -> AsyncIterator[str]:
             yield text
 
-        reply = Reply(line, self.providers.tts, play=lambda c, p: self._play(active, c, p),
-                      timeouts=self.options.reply_timeouts)  # fmt: skip
+        reply = Reply(
+            line, self.providers.tts, play=lambda c, p: self._play(active, c, p), timeouts=self.options.reply_timeouts
+        )
         active.reply = reply
         self._active = active
         self._set_state(SessionState.THINKING)

@@ -29,6 +29,8 @@ class TurnRecord:
     interrupted: bool = False
     latency_ms: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(LATENCY_FIELDS))
     error: str | None = None
+    availability: list[dict[str, Any]] = field(default_factory=list)
+    """Provider availability changes during the turn (a fallback switched, a provider recovered)."""
 
     def set_latency(self, name: str, seconds: float) -> None:
         self.latency_ms[name] = max(0, round(seconds * 1000))
@@ -46,4 +48,6 @@ class TurnRecord:
         }
         if self.error:
             data["error"] = self.error
+        if self.availability:
+            data["availability"] = list(self.availability)
         return data

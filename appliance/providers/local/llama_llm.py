@@ -140,6 +140,9 @@ class LlamaCppLLM(LLM):
 def _grammar_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema for the grammar: required keys only (optional ones tempt a small model to invent values)."""
     required = schema.get("required", [])
-    properties = {k: {kk: vv for kk, vv in v.items() if kk not in ("default", "description")}
-                  for k, v in schema.get("properties", {}).items() if k in required}  # fmt: skip
+    properties = {
+        k: {kk: vv for kk, vv in v.items() if kk not in ("default", "description")}
+        for k, v in schema.get("properties", {}).items()
+        if k in required
+    }
     return {"type": "object", "properties": properties, "required": list(required)}

@@ -1,0 +1,332 @@
+"""Fallback adapters: an STT, LLM or TTS made of several, that answers while any of them works.
+
+Each child has a small status. A request goes to the first usable child in policy order
+(`local-first`: as configured; `cloud-first`: cloud children first while online). A child that
+fails before producing anything (an error, or no first token / first audio / result within its
+deadline) is marked unavailable with the failure's category, an availability event is sent, and
+the next child is tried. Nothing switches after output has started: a stream cut half-way ends
+the reply with what was produced, so no text is said twice. Unavailable children are probed in
+the background with backoff (longer for permanent errors, honouring Retry-After) and used again
+once they answer. A failure is the adapter's business: the turn fails only if every child does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+
+from appliance.audio.frames import AudioChunk, Int16Array
+from appliance.providers.base import LLM, STT, TTS, ChatMessage, LLMOptions, Provider, Transcript
+from appliance.providers.connectivity import Connectivity
+from appliance.providers.errors import ErrorCategory, ProviderFailure, category_of_exception
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Provider)
+T = TypeVar("T")
+Policy = Literal["local-first", "cloud-first"]
+
+
+@dataclass(frozen=True)
+class AvailabilityChanged:
+    stage: str
+    provider: str
+    available: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "provider": self.provider, "available": self.available, "reason": self.reason}
+
+
+@dataclass
+class FallbackOptions:
+    deadline_s: float = 4.0
+    """First token / first audio / result."""
+    probe_initial_s: float = 5.0
+    probe_max_s: float = 120.0
+    permanent_probe_s: float = 300.0
+
+
+class _Child(Generic[P]):
+    def __init__(self, provider: P) -> None:
+        self.provider = provider
+        self.available = True
+        self.category: ErrorCategory | None = None
+        self.probe: asyncio.Task[None] | None = None
+
+    @property
+    def is_cloud(self) -> bool:
+        return bool(getattr(self.provider, "is_cloud", False))
+
+
+class _Fallback(Generic[P]):
+    stage = ""
+
+    def __init__(
+        self,
+        children: Sequence[P],
+        *,
+        policy: Policy = "local-first",
+        connectivity: Connectivity | None = None,
+        options: FallbackOptions | None = None,
+    ) -> None:
+        if not children:
+            raise ValueError("a fallback chain needs at least one provider")
+        self._children = [_Child(c) for c in children]
+        self.policy = policy
+        self.connectivity = connectivity or Connectivity()
+        self.fallback_options = options or FallbackOptions()
+        self.on_availability: list[Callable[[AvailabilityChanged], None]] = []
+        self.descriptor = self._children[0].provider.descriptor
+        """The child that answered last (what the turn record shows)."""
+        for child in self._children:
+            endpoint = getattr(child.provider, "endpoint", None)
+            if endpoint is not None:
+                self.connectivity.add_host(*endpoint.host_port)
+
+    @property
+    def children(self) -> list[P]:
+        return [c.provider for c in self._children]
+
+    def status(self) -> dict[str, bool]:
+        return {c.provider.descriptor: c.available for c in self._children}
+
+    def _order(self) -> list[_Child[P]]:
+        """Usable children first, in policy order; unusable ones last (tried only if all else fails)."""
+        children = list(self._children)
+        if self.policy == "cloud-first":
+            children.sort(key=lambda c: not c.is_cloud)
+        offline = not self.connectivity.online
+        usable = [c for c in children if c.available and not (offline and c.is_cloud)]
+        rest = [c for c in children if c not in usable and not (offline and c.is_cloud)]
+        rest = [c for c in rest if c.category is not ErrorCategory.PERMANENT]
+        return usable + rest
+
+    def _failed(self, child: _Child[P], exc: BaseException) -> ProviderFailure:
+        failure = (
+            exc
+            if isinstance(exc, ProviderFailure)
+            else ProviderFailure(child.provider.descriptor, category_of_exception(exc), f"{type(exc).__name__}: {exc}")
+        )
+        if failure.category is ErrorCategory.OFFLINE and child.is_cloud:
+            self.connectivity.went_offline(str(failure))
+        log.warning("%s %s failed (%s); falling back", self.stage, child.provider.descriptor, failure)
+        child.category = failure.category
+        if child.available:
+            child.available = False
+            self._emit(child, False, failure.category.value)
+        if child.probe is None or child.probe.done():
+            with contextlib.suppress(RuntimeError):
+                child.probe = asyncio.get_running_loop().create_task(self._recover(child, failure))
+        return failure
+
+    def _emit(self, child: _Child[P], available: bool, reason: str) -> None:
+        event = AvailabilityChanged(self.stage, child.provider.descriptor, available, reason)
+        for callback in self.on_availability:
+            callback(event)
+
+    async def _recover(self, child: _Child[P], failure: ProviderFailure) -> None:
+        opts = self.fallback_options
+        if failure.category is ErrorCategory.PERMANENT:
+            delay = opts.permanent_probe_s
+        else:
+            delay = max(opts.probe_initial_s, failure.retry_after or 0.0)
+        while not child.available:
+            await asyncio.sleep(delay)
+            if child.is_cloud and not self.connectivity.online:
+                continue
+            try:
+                async with asyncio.timeout(opts.deadline_s * 2):
+                    await self._probe(child.provider)
+            except Exception as exc:
+                child.category = category_of_exception(exc)
+                delay = min(delay * 2, opts.probe_max_s if not child.category.is_permanent else opts.permanent_probe_s)
+                continue
+            child.available, child.category = True, None
+            log.warning("%s %s recovered", self.stage, child.provider.descriptor)
+            self._emit(child, True, "recovered")
+
+    async def _probe(self, provider: P) -> None:
+        raise NotImplementedError
+
+    def _succeeded(self, child: _Child[P]) -> None:
+        self.descriptor = child.provider.descriptor
+        if not child.available:
+            child.available, child.category = True, None
+            self._emit(child, True, "recovered")
+
+    def _all_failed(self, failures: list[ProviderFailure]) -> ProviderFailure:
+        if not failures:
+            return ProviderFailure(self.stage, ErrorCategory.OFFLINE, "no provider is usable (offline?)")
+        last = failures[-1]
+        summary = "; ".join(str(f) for f in failures)
+        return ProviderFailure(self.stage, last.category, f"every provider failed: {summary}")
+
+    async def _first(self, child: _Child[P], stream: AsyncIterator[T]) -> T | None:
+        try:
+            async with asyncio.timeout(self.fallback_options.deadline_s):
+                return await anext(stream, None)
+        except TimeoutError:
+            raise ProviderFailure(
+                child.provider.descriptor,
+                ErrorCategory.TIMEOUT,
+                f"timeout: nothing within {self.fallback_options.deadline_s:g} s",
+            ) from None
+
+    async def warm_up(self) -> None:
+        for child in self._children:
+            if not child.is_cloud:
+                await child.provider.warm_up()
+
+    async def aclose(self) -> None:
+        for child in self._children:
+            if child.probe is not None:
+                child.probe.cancel()
+            await child.provider.aclose()
+        await self.connectivity.aclose()
+
+
+class FallbackLLM(_Fallback[LLM], LLM):
+    stage = "llm"
+
+    async def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]:
+        failures: list[ProviderFailure] = []
+        for child in self._order():
+            tokens = child.provider.stream(messages, options)
+            started = False
+            try:
+                first = await self._first(child, tokens)
+                self._succeeded(child)
+                if first is None:
+                    return
+                started = True
+                yield first
+                async for piece in tokens:
+                    yield piece
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure = self._failed(child, exc)
+                if started:
+                    return  # already said: end the reply here rather than say it twice
+                failures.append(failure)
+            finally:
+                with contextlib.suppress(Exception):
+                    await tokens.aclose()  # type: ignore[attr-defined]
+        raise self._all_failed(failures)
+
+    async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
+        return await self._call(lambda llm: llm.choose(messages, options))
+
+    async def complete_json(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(lambda llm: llm.complete_json(messages, schema))
+
+    async def _call(self, fn: Callable[[LLM], Awaitable[T]]) -> T:
+        failures: list[ProviderFailure] = []
+        for child in self._order():
+            try:
+                async with asyncio.timeout(self.fallback_options.deadline_s * 2):
+                    result = await fn(child.provider)
+            except TimeoutError as exc:
+                failures.append(
+                    self._failed(
+                        child, ProviderFailure(child.provider.descriptor, ErrorCategory.TIMEOUT, f"timeout: {exc}")
+                    )
+                )
+                continue
+            except Exception as exc:
+                failures.append(self._failed(child, exc))
+                continue
+            self._succeeded(child)
+            return result
+        raise self._all_failed(failures)
+
+    def yield_cpu(self) -> None:
+        for provider in self.children:
+            provider.yield_cpu()
+
+    async def _probe(self, provider: LLM) -> None:
+        async for _ in provider.stream([ChatMessage("user", "Hi")], LLMOptions(max_tokens=1)):
+            break
+
+
+class FallbackSTT(_Fallback[STT], STT):
+    stage = "stt"
+
+    async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
+        failures: list[ProviderFailure] = []
+        for child in self._order():
+            try:
+                async with asyncio.timeout(self.fallback_options.deadline_s):
+                    result = await child.provider.transcribe(audio, language, prompt)
+            except TimeoutError:
+                failures.append(
+                    self._failed(
+                        child,
+                        ProviderFailure(
+                            child.provider.descriptor,
+                            ErrorCategory.TIMEOUT,
+                            f"timeout: no transcript within {self.fallback_options.deadline_s:g} s",
+                        ),
+                    )
+                )
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures.append(self._failed(child, exc))
+                continue
+            self._succeeded(child)
+            return result
+        raise self._all_failed(failures)
+
+    async def _probe(self, provider: STT) -> None:
+        await provider.transcribe(np.zeros(3200, dtype=np.int16))
+
+
+class FallbackTTS(_Fallback[TTS], TTS):
+    """Switches only between sentences: a sentence whose audio started is never restarted."""
+
+    stage = "tts"
+
+    @property
+    def sample_rate(self) -> int:  # type: ignore[override]
+        return self.children[0].sample_rate
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
+        failures: list[ProviderFailure] = []
+        for child in self._order():
+            audio = child.provider.synthesize(text)
+            started = False
+            try:
+                first = await self._first(child, audio)
+                self._succeeded(child)
+                if first is None:
+                    return
+                started = True
+                yield first
+                async for chunk in audio:
+                    yield chunk
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure = self._failed(child, exc)
+                if started:
+                    return
+                failures.append(failure)
+            finally:
+                with contextlib.suppress(Exception):
+                    await audio.aclose()  # type: ignore[attr-defined]
+        raise self._all_failed(failures)
+
+    async def _probe(self, provider: TTS) -> None:
+        async for _ in provider.synthesize("Ok."):
+            break
