@@ -14,6 +14,7 @@ from appliance.ops.manifest import load_manifest
 from appliance.ops.model_store import ModelStore
 from appliance.providers.compute import ComputeBudget
 from appliance.providers.registry import ProviderConfigError, check_descriptor
+from appliance.providers.secrets import SecretError, resolve_secret
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,33 @@ def run_checks(config: AppConfig) -> list[Check]:
     for module in ("onnxruntime", "faster_whisper", "llama_cpp", "piper", "soxr"):
         found = importlib.util.find_spec(module) is not None
         checks.append(Check(f"engine package {module}", found, "installed" if found else "missing: scripts/setup"))
-    for stage, descriptor in (
-        ("vad", config.vad.provider),
-        ("stt", config.stt.provider[0]),
-        ("llm", config.llm.provider[0]),
-        ("tts", config.tts.provider[0]),
-    ):
+    chains = {
+        "vad": [config.vad.provider],
+        "stt": config.stt.provider,
+        "llm": config.llm.provider,
+        "tts": config.tts.provider,
+    }
+    for stage, chain in chains.items():
+        for descriptor in chain:
+            try:
+                check_descriptor(stage, descriptor, config.providers)
+                checks.append(Check(f"{stage} provider", True, descriptor))
+            except ProviderConfigError as exc:
+                checks.append(Check(f"{stage} provider", False, str(exc)))
+    for name, endpoint in config.providers.items():
         try:
-            check_descriptor(stage, descriptor)
-            checks.append(Check(f"{stage} provider", True, descriptor))
-        except ProviderConfigError as exc:
-            checks.append(Check(f"{stage} provider", False, str(exc)))
+            resolve_secret(endpoint.api_key)
+            checks.append(
+                Check(
+                    f"secret for {name}",
+                    True,
+                    endpoint.api_key or "none needed"
+                    if not endpoint.api_key or endpoint.api_key.startswith(("env:", "file:"))
+                    else "inline (prefer env: or file:)",
+                )
+            )
+        except SecretError as exc:
+            checks.append(Check(f"secret for {name}", False, str(exc), required=False))
     store = ModelStore(config.models.dir, load_manifest())
     for row in store.list_rows():
         if not row.default and not row.present:
