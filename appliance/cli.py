@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--questions", type=int, default=0, help="use only the first N questions")
     bench.add_argument(
-        "--skip", action="append", choices=["idle", "barge", "wake", "tools"], help="leave out a measure"
+        "--skip", action="append", choices=["idle", "barge", "wake", "tools", "fallback"], help="leave out a measure"
     )
 
     with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))

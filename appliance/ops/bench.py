@@ -24,6 +24,7 @@ from appliance.audio.wav import read_wav
 from appliance.cli import EXIT_FAILURE, EXIT_OK, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
+from appliance.ops.bench_fallback import fallback_costs_ms
 from appliance.ops.bench_listening import barge_in_reactions_ms, idle_cpu_percent
 from appliance.ops.tool_eval import evaluate_tools
 from appliance.ops.wake_eval import evaluate_wake
@@ -82,6 +83,8 @@ async def run_bench(config: AppConfig, questions: list[Path], skip: frozenset[st
         if "tools" not in skip:
             assert appliance.providers is not None
             listening["tool_use"] = (await evaluate_tools(appliance.providers.llm)).to_json()
+        if "fallback" not in skip:
+            listening["fallback"] = await fallback_costs_ms(config, questions[0])
         if "wake" not in skip:
             assert appliance.providers is not None
             wake = await evaluate_wake(appliance.providers.stt, appliance.providers.tts)
@@ -162,6 +165,13 @@ def _print(result: dict[str, Any]) -> None:
         )
         for wrong in tools["wrong"]:
             print(f"  wrong: {wrong}")
+    if "fallback" in listening:
+        fb = listening["fallback"]
+        print(
+            f"fallback ({fb['first_token_deadline_s']:g} s first-token deadline): a dead cloud adds "
+            f"{fb['dead_cloud_extra_ms']} ms, a known-offline one {fb['known_offline_extra_ms']} ms "
+            f"over {fb['local_only_v2v_ms']} ms voice-to-voice"
+        )
     if "wake_phrase" in listening:
         wake = listening["wake_phrase"]
         print(

@@ -55,7 +55,16 @@ class FaultServer:
     def shutdown(self) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._cancel_handlers(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _cancel_handlers(self) -> None:
+        """Hung connections (mode "hang") end with the server, quietly."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

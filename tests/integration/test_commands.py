@@ -47,7 +47,7 @@ def test_bench_reports_percentiles_memory_and_cpu(cli: Cli) -> None:
         "--questions",
         "2",
         "--json",
-        *["--skip", "wake", "--skip", "idle", "--skip", "barge", "--skip", "tools"],
+        *["--skip", "wake", "--skip", "idle", "--skip", "barge", "--skip", "tools", "--skip", "fallback"],
     )
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -114,7 +114,7 @@ def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> No
 
 
 def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
-    result = cli("bench", "--questions", "1", "--json", "--skip", "wake", "--skip", "tools")
+    result = cli("bench", "--questions", "1", "--json", "--skip", "wake", "--skip", "tools", "--skip", "fallback")
     assert result.code == 0, result.stderr
     listening = json.loads(result.stdout)["listening"]
     assert 0 < listening["idle_cpu_percent_of_one_core"] < 50
@@ -142,3 +142,15 @@ def test_headless_run_loads_and_waits_until_terminated(models_dir: Path, tmp_pat
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_bench_reports_what_a_dead_or_offline_cloud_costs(cli: Cli) -> None:
+    skips = ["--skip", "wake", "--skip", "tools", "--skip", "idle", "--skip", "barge"]
+    result = cli("bench", "--questions", "1", "--json", *skips)
+    assert result.code == 0, result.stderr
+    fallback = json.loads(result.stdout)["listening"]["fallback"]
+    assert fallback["providers_used"] == ["local/smollm2-135m"]  # every turn was answered, locally
+    assert len(fallback["dead_cloud_extra_ms"]) == 2 and len(fallback["known_offline_extra_ms"]) == 2
+    # The dead cloud costs about its first-token deadline; a known-offline one costs far less.
+    assert min(fallback["dead_cloud_extra_ms"]) > 400
+    assert max(fallback["known_offline_extra_ms"]) < min(fallback["dead_cloud_extra_ms"])
