@@ -18,6 +18,7 @@ This works for any agent developer's tools, not only the built-in ones.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -158,7 +159,7 @@ class ToolRouter:
         candidates = [tools[i] for _, i in ranked]
         routed_by = "lexical"
         close_call = len(ranked) > 1 and ranked[0][0] < ranked[1][0] * self.clear_margin
-        weak = len(set(content_words(spoken)) & tool_vocabulary(candidates[0])) < 2
+        weak = self.is_weak(spoken, candidates[0], tools)
         if (close_call or weak) and llm is not None:
             # One shared word is thin evidence ("how are you today" vs get_date): let the
             # constrained LLM confirm, with "none" as an answer.
@@ -172,24 +173,43 @@ class ToolRouter:
 
     @staticmethod
     def lexical_scores(spoken: str, tools: Sequence[FunctionTool]) -> list[float]:
+        """0 unless a signature word matched; rarer signature words weigh more, docstring words a little."""
         said = set(content_words(spoken))
-        vocabularies = [tool_vocabulary(tool) for tool in tools]
-        document_count = {w: sum(w in v for v in vocabularies) for v in vocabularies for w in v}
+        signatures = [signature_words(tool) for tool in tools]
+        document_count = {w: sum(w in s for s in signatures) for s in signatures for w in s}
         scores = []
-        for vocabulary in vocabularies:
-            matched = said & vocabulary
-            scores.append(sum(1.0 + math.log(len(tools) / document_count[w]) for w in matched))
+        for tool, signature in zip(tools, signatures, strict=True):
+            matched = said & signature
+            if not matched:
+                scores.append(0.0)
+                continue
+            described = (said & set(content_words(tool.description))) - matched
+            score = sum(1.0 + math.log(len(tools) / document_count[w]) for w in matched) + 0.5 * len(described)
+            scores.append(score)
         return scores
 
+    @staticmethod
+    def is_weak(spoken: str, tool: FunctionTool, tools: Sequence[FunctionTool]) -> bool:
+        """Only one signature word matched, and other tools share it: not enough to act on."""
+        matched = set(content_words(spoken)) & signature_words(tool)
+        if len(matched) != 1:
+            return False
+        (word,) = matched
+        return sum(word in signature_words(t) for t in tools) > 1
 
-def tool_vocabulary(tool: FunctionTool) -> set[str]:
+
+def signature_words(tool: FunctionTool) -> set[str]:
+    """The words that name what a tool is about: its name, keywords, parameter names and enum
+    options. Docstring and template words are too general to choose a tool on their own
+    ("How many days are in a week?" is not a request for the date)."""
+    properties = tool.parameters.get("properties", {})
+    options = [str(o) for schema in properties.values() for o in schema.get("enum", [])]
     text = " ".join(
         [
             tool.name.replace("_", " "),
-            tool.description,
             *tool.keywords,
-            *(re.sub(r"\{\w+\}|[\[\]()|]", " ", t) for t in tool.templates),
-            *(p.replace("_", " ") for p in tool.parameters.get("properties", {})),
+            *(p.replace("_", " ") for p in properties),
+            *options,
         ]
     )
     return set(content_words(text))
@@ -241,16 +261,21 @@ def expand_template(template: str) -> list[str]:
     return sorted({" ".join(t.split()) for t in sequence()})
 
 
-def template_regex(template: str) -> re.Pattern[str]:
-    """One regex over normalized text for all of a template's sentences, with named slots."""
+@functools.lru_cache(maxsize=1024)
+def template_regex(template: str, slot_kinds: tuple[tuple[str, str], ...] = ()) -> re.Pattern[str]:
+    """One regex over normalized text for all of a template's sentences, with named slots.
+
+    `slot_kinds` gives a slot's pattern by its type, so "volume {level} [percent]" takes "80"
+    as the level and leaves "percent" to the template instead of trying "80 percent".
+    """
+    kinds = dict(slot_kinds)
     variants = []
     for sentence in expand_template(template):
         parts = re.split(r"(\{\w+\})", sentence)
         pattern = "".join(
-            f"(?P<{p[1:-1]}>.+?)" if re.fullmatch(r"\{\w+\}", p) else re.escape(normalize(p) if p.strip() else p)
-            for p in parts
+            f"(?P<{p[1:-1]}>{kinds.get(p[1:-1], '.+?')})" if re.fullmatch(r"\{\w+\}", p) else _literal(p) for p in parts
         )
-        variants.append(re.sub(r"(\\ )+|\s+", r"\\s+", pattern))
+        variants.append(pattern)
     # A slot appears in several variants: name each variant's copy apart, merge after matching.
     numbered = [
         re.sub(r"\(\?P<(\w+)>", lambda m, i=i: f"(?P<{m.group(1)}__{i}>", v)  # type: ignore[misc]
@@ -259,9 +284,26 @@ def template_regex(template: str) -> re.Pattern[str]:
     return re.compile(rf"^{_PREFIX}(?:{'|'.join(numbered)}){_SUFFIX}$")
 
 
+def _literal(text: str) -> str:
+    """A template's words as a regex; its edge spaces (next to a slot) become required white space."""
+    core = r"\s+".join(re.escape(word) for word in normalize(text).split())
+    lead = r"\s+" if text[:1].isspace() and core else ""
+    trail = r"\s+" if text[-1:].isspace() and core else ""
+    return lead + core + trail if core else (r"\s+" if text.strip() == "" and text else "")
+
+
+def _slot_kind(name: str, schema: dict[str, Any]) -> tuple[str, str]:
+    if schema.get("type") == "integer":
+        return name, r"\d+"
+    if schema.get("type") == "number":
+        return name, r"\d+(?:\.\d+)?"
+    return name, ".+?"
+
+
 def match_templates(tool: FunctionTool, spoken: str) -> dict[str, Any] | None:
+    kinds = tuple(sorted(_slot_kind(name, schema) for name, schema in tool.parameters.get("properties", {}).items()))
     for template in tool.templates:
-        match = template_regex(template).match(spoken)
+        match = template_regex(template, kinds).match(spoken)
         if match is None:
             continue
         found = {k.split("__")[0]: v for k, v in match.groupdict().items() if v is not None}

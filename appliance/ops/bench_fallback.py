@@ -21,13 +21,14 @@ from appliance.app import Appliance
 from appliance.audio.frames import AudioChunk
 from appliance.audio.wav import read_wav
 from appliance.config import AppConfig, FallbackConfig, LlmConfig, ProviderEndpoint
+from appliance.providers.fallback import FallbackLLM
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import TurnRecord
 
 DEADLINE_S = 1.0
 
 
-async def _turns(config: AppConfig, question: Path, count: int) -> list[TurnRecord]:
+async def _turns(config: AppConfig, question: Path, count: int, forget: bool = False) -> list[TurnRecord]:
     appliance = Appliance(config)
     await appliance.load()
     records: list[TurnRecord] = []
@@ -36,6 +37,8 @@ async def _turns(config: AppConfig, question: Path, count: int) -> list[TurnReco
         session.on_turn.append(records.append)
         transport = FileTransport(session, realtime=True)
         for _ in range(count):
+            if forget and isinstance(appliance.providers.llm if appliance.providers else None, FallbackLLM):
+                appliance.providers.llm.reset_status()  # type: ignore[union-attr]
             await transport.feed(AudioChunk.silence(0.5))
             await transport.feed(read_wav(question))
             await transport.drain(extra_s=0.2)
@@ -64,15 +67,15 @@ async def fallback_costs_ms(config: AppConfig, question: Path, trials: int = 2) 
     baseline = float(np.median(_v2v(await _turns(config, question, trials))))
 
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(3600)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
 
     hung = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = hung.sockets[0].getsockname()[1]
-    dead_cloud: list[float] = []
     try:
-        for _ in range(trials):  # a fresh appliance each time: the first turn meets the dead cloud
-            records = await _turns(_with_cloud(config, f"http://127.0.0.1:{port}/v1"), question, 1)
-            dead_cloud += _v2v(records)
+        # Between turns the adapter forgets the failure, so every turn meets the dead cloud.
+        records = await _turns(_with_cloud(config, f"http://127.0.0.1:{port}/v1"), question, trials, forget=True)
+        dead_cloud = _v2v(records)
     finally:
         hung.close()
         with contextlib.suppress(Exception):

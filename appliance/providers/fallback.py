@@ -94,6 +94,13 @@ class _Fallback(Generic[P]):
     def children(self) -> list[P]:
         return [c.provider for c in self._children]
 
+    def reset_status(self) -> None:
+        """Forget past failures: the next request tries every child in order again."""
+        for child in self._children:
+            if child.probe is not None:
+                child.probe.cancel()
+            child.available, child.category, child.probe = True, None, None
+
     def status(self) -> dict[str, bool]:
         return {c.provider.descriptor: c.available for c in self._children}
 

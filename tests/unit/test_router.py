@@ -89,8 +89,15 @@ def test_a_clear_lexical_match_fills_arguments_from_the_words_and_the_llm() -> N
 def test_a_weak_lexical_match_is_confirmed_by_the_llm_which_may_say_none() -> None:
     llm = FakeLLM()
     llm.choices = ["none"]
-    assert route("how is the weather in my heart", llm) is None
-    assert llm.choose_calls == [["get_weather", "none"]]
+    assert route("set the mood", llm) is None  # "set" names two tools: not enough to act on
+    assert sorted(llm.choose_calls[0]) == ["none", "set_light", "set_timer"]
+
+
+def test_one_distinctive_word_is_enough_and_docstring_words_are_not() -> None:
+    llm = FakeLLM()
+    choice = route("how is the weather in my heart", llm)
+    assert choice is not None and choice.tool.name == "get_weather" and llm.choose_calls == []
+    assert route("what a lovely forecast") is None  # "forecast" is only in the docstring
 
 
 def test_arguments_the_words_do_not_settle_come_from_constrained_json() -> None:

@@ -70,7 +70,7 @@ class HomeAssistant(Agent):
             "(cancel|stop|delete|clear) all [of] [my] timers",
             "turn off the timer",
         ],
-        keywords=["cancel", "timer", "stop"],
+        keywords=["cancel", "timer", "stop", "delete", "remove"],
         say_result=True,
     )
     async def cancel_timer(self, label: str | None = None) -> str:
@@ -124,12 +124,13 @@ class HomeAssistant(Agent):
 
     @function_tool(
         templates=[
-            "what (day|date) is (it|today)",
+            "what (day|date) is (it|today) [today]",
             "what is (the|today's) date [today]",
             "what's the date [today]",
-            "what day of the week is it [today]",
+            "(what|which) day of the week is it [today]",
+            "what day is it",
         ],
-        keywords=["date", "day", "today", "week"],
+        keywords=["date", "calendar"],
         say_result=True,
     )
     async def get_date(self) -> str:
