@@ -31,8 +31,9 @@ from appliance.voice.activation import ActivationMode, ActivationOptions
 from appliance.voice.activity import ActivityOptions
 from appliance.voice.endpointing import EndpointingOptions
 from appliance.voice.reply import ReplyTimeouts
-from appliance.voice.session import Providers, VoiceSession
+from appliance.voice.session import VoiceSession
 from appliance.voice.state import InterruptionOptions, SessionOptions
+from appliance.voice.turn_state import Providers
 
 log = logging.getLogger(__name__)
 

@@ -191,6 +191,34 @@ class _Fallback(Generic[P]):
             if not child.is_cloud:
                 await child.provider.warm_up()
 
+    async def _stream(self, open_stream: Callable[[P], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """Items from the first child that produces one in time; never switches after that."""
+        failures: list[ProviderFailure] = []
+        for child in self._order():
+            items = open_stream(child.provider)
+            started = False
+            try:
+                first = await self._first(child, items)
+                self._succeeded(child)
+                if first is None:
+                    return
+                started = True
+                yield first
+                async for item in items:
+                    yield item
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure = self._failed(child, exc)
+                if started:
+                    return  # already out: end here rather than say it twice
+                failures.append(failure)
+            finally:
+                with contextlib.suppress(Exception):
+                    await items.aclose()  # type: ignore[attr-defined]
+        raise self._all_failed(failures)
+
     async def aclose(self) -> None:
         for child in self._children:
             if child.probe is not None:
@@ -203,31 +231,8 @@ class FallbackLLM(_Fallback[LLM], LLM):
     stage = "llm"
 
     async def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]:
-        failures: list[ProviderFailure] = []
-        for child in self._order():
-            tokens = child.provider.stream(messages, options)
-            started = False
-            try:
-                first = await self._first(child, tokens)
-                self._succeeded(child)
-                if first is None:
-                    return
-                started = True
-                yield first
-                async for piece in tokens:
-                    yield piece
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failure = self._failed(child, exc)
-                if started:
-                    return  # already said: end the reply here rather than say it twice
-                failures.append(failure)
-            finally:
-                with contextlib.suppress(Exception):
-                    await tokens.aclose()  # type: ignore[attr-defined]
-        raise self._all_failed(failures)
+        async for piece in self._stream(lambda llm: llm.stream(messages, options)):
+            yield piece
 
     async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
         return await self._call(lambda llm: llm.choose(messages, options))
@@ -308,31 +313,8 @@ class FallbackTTS(_Fallback[TTS], TTS):
         return self.children[0].sample_rate
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
-        failures: list[ProviderFailure] = []
-        for child in self._order():
-            audio = child.provider.synthesize(text)
-            started = False
-            try:
-                first = await self._first(child, audio)
-                self._succeeded(child)
-                if first is None:
-                    return
-                started = True
-                yield first
-                async for chunk in audio:
-                    yield chunk
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failure = self._failed(child, exc)
-                if started:
-                    return
-                failures.append(failure)
-            finally:
-                with contextlib.suppress(Exception):
-                    await audio.aclose()  # type: ignore[attr-defined]
-        raise self._all_failed(failures)
+        async for chunk in self._stream(lambda tts: tts.synthesize(text)):
+            yield chunk
 
     async def _probe(self, provider: TTS) -> None:
         async for _ in provider.synthesize("Ok."):

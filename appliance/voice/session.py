@@ -17,7 +17,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,68 +27,21 @@ from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEve
 from appliance.agents.runtime import AgentRuntime
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.audio.playback import PlaybackQueue
-from appliance.providers.base import LLM, STT, TTS, VAD, Transcript
+from appliance.providers.base import Transcript
 from appliance.voice.activation import ActivationGate, ActivationMode, chime
 from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
+from appliance.voice.agent_voice import AgentVoice
+from appliance.voice.barge_in import BargeInJudge, Verdict
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
 from appliance.voice.reply import Reply, ReplyTimeout
 from appliance.voice.state import SessionOptions, SessionState
 from appliance.voice.turn_record import TurnRecord
+from appliance.voice.turn_state import ActiveTurn, Providers, Speculation
 
 log = logging.getLogger(__name__)
 
 _PREROLL_FRAMES = 8
 """Frames kept from before speech onset (256 ms): VAD confirms speech a little late."""
-
-
-@dataclass
-class Providers:
-    vad: VAD
-    stt: STT
-    llm: LLM
-    tts: TTS
-
-    def descriptors(self) -> dict[str, str]:
-        return {"stt": self.stt.descriptor, "llm": self.llm.descriptor, "tts": self.tts.descriptor}
-
-
-@dataclass
-class _Speculation:
-    """A transcript made during a pause, valid while the user stays quiet."""
-
-    task: asyncio.Task[Transcript]
-    reply: Reply | None = None
-    reply_text: str = ""
-
-    @property
-    def text(self) -> str | None:
-        if self.task.done() and not self.task.cancelled() and self.task.exception() is None:
-            return self.task.result().text
-        return None
-
-
-@dataclass
-class _ActiveTurn:
-    record: TurnRecord
-    frames: list[Int16Array]
-    last_voiced: float
-    utterance: int
-    speculation: _Speculation | None
-    task: asyncio.Task[None] | None = None
-    reply: Reply | None = None
-    announcement: bool = False
-    """Said on the agent's own initiative (a timer rang): no user turn, no record."""
-    generated: bool = False
-    pieces_started: set[int] = field(default_factory=set)
-
-
-@dataclass
-class _Candidate:
-    """Speech heard while the agent is busy, not yet judged an interruption."""
-
-    start: float
-    frames: list[Int16Array]
-    quiet_since: float | None = None
 
 
 class VoiceSession:
@@ -125,9 +77,9 @@ class VoiceSession:
         self._now = 0.0
         self._preroll: deque[Int16Array] = deque(maxlen=_PREROLL_FRAMES)
         self._turn_frames: list[Int16Array] | None = None
-        self._speculation: _Speculation | None = None
-        self._active: _ActiveTurn | None = None
-        self._candidate: _Candidate | None = None
+        self._speculation: Speculation | None = None
+        self._active: ActiveTurn | None = None
+        self._barge_in = BargeInJudge(self.options.interruption)
         self._turns = 0
         self._utterances = 0
         self._changed = asyncio.Event()
@@ -187,7 +139,7 @@ class VoiceSession:
         self._drop_speculation()
         audio = np.concatenate(self._turn_frames or [np.zeros(0, dtype=np.int16)])
         task = asyncio.create_task(self._transcribe(audio), name="speculative-stt")
-        speculation = _Speculation(task)
+        speculation = Speculation(task)
         self._speculation = speculation
         task.add_done_callback(lambda _t: self._on_speculation(speculation))
 
@@ -196,7 +148,7 @@ class VoiceSession:
             prompt = self.activation.stt_prompt
             return await self.providers.stt.transcribe(audio, self.options.language, prompt)
 
-    def _on_speculation(self, speculation: _Speculation) -> None:
+    def _on_speculation(self, speculation: Speculation) -> None:
         heard = speculation.text
         if heard and self._speculation is speculation:
             for callback in self.on_transcript:
@@ -231,14 +183,14 @@ class VoiceSession:
         self._utterances += 1
         record = TurnRecord(turn=self._turns, agent=self.agent.name, providers=self.providers.descriptors())
         record.set_latency("end_of_turn", self._now - last_voiced)
-        active = _ActiveTurn(record, self._turn_frames or [], last_voiced, self._utterances, self._speculation)
+        active = ActiveTurn(record, self._turn_frames or [], last_voiced, self._utterances, self._speculation)
         self._turn_frames, self._speculation = None, None
         self._endpointer.reset()
         self._active = active
         self._set_state(SessionState.THINKING)
         active.task = asyncio.create_task(self._respond(active), name=f"turn-{record.turn}")
 
-    async def _respond(self, active: _ActiveTurn) -> None:
+    async def _respond(self, active: ActiveTurn) -> None:
         record = active.record
         try:
             heard = await self._final_transcript(active)
@@ -290,7 +242,7 @@ class VoiceSession:
             log.exception("turn %d failed", record.turn)
             self._finish(active)
 
-    async def _say_instead(self, active: _ActiveTurn, text: str) -> None:
+    async def _say_instead(self, active: ActiveTurn, text: str) -> None:
         """Speak a fixed line in place of the reply (the LLM or STT failed); quiet if TTS fails too."""
         try:
             async with asyncio.timeout(self.options.reply_timeouts.tts_first_audio_s):
@@ -303,7 +255,7 @@ class VoiceSession:
         if not self.output.has_audio_for(active.utterance):
             self._finish(active)
 
-    async def _final_transcript(self, active: _ActiveTurn) -> str:
+    async def _final_transcript(self, active: ActiveTurn) -> str:
         speculation = active.speculation
         if speculation is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -323,7 +275,7 @@ class VoiceSession:
     def _make_reply(self, user_text: str, *, held: bool) -> Reply:
         reply = Reply(
             lambda r: self.runtime.respond(user_text, before_side_effects=r.wait_released),
-            _AgentVoice(self),
+            AgentVoice(self.providers.tts, lambda: self.agent),
             play=lambda _chunk, _piece: None,
             timeouts=self.options.reply_timeouts,
             llm=self.providers.llm,
@@ -353,19 +305,19 @@ class VoiceSession:
     def _set_volume(self, level: int) -> None:
         self.output.volume = max(0.0, min(1.0, level / 100))
 
-    def _play(self, active: _ActiveTurn, chunk: AudioChunk, piece: int) -> None:
+    def _play(self, active: ActiveTurn, chunk: AudioChunk, piece: int) -> None:
         if self._active is not active:
             return
         self.output.play(chunk, active.utterance, piece)
         self._poke()
 
-    def _abandon(self, active: _ActiveTurn) -> None:
+    def _abandon(self, active: ActiveTurn) -> None:
         """A turn with no words (a noise VAD took for speech): no reply, no record."""
         self._turns -= 1
         self._active = None
         self._set_state(SessionState.LISTENING)
 
-    def _finish(self, active: _ActiveTurn, interrupted: bool = False) -> None:
+    def _finish(self, active: ActiveTurn, interrupted: bool = False) -> None:
         if self._active is not active:
             return
         record = active.record
@@ -400,7 +352,7 @@ class VoiceSession:
             await self._changed.wait()
         self._utterances += 1
         record = TurnRecord(turn=0, agent=self.agent.name, providers=self.providers.descriptors())
-        active = _ActiveTurn(record, [], self._now, self._utterances, None, announcement=True)
+        active = ActiveTurn(record, [], self._now, self._utterances, None, announcement=True)
 
         async def line(_reply: Reply) -> AsyncIterator[str]:
             yield text
@@ -452,36 +404,22 @@ class VoiceSession:
     # ----- barge-in ----------------------------------------------------------------------
 
     def _watch_interruption(self, frame: Int16Array, start: float, end: float) -> None:
-        if not self.options.interruption.enabled:
-            return
         voiced = self._activity.state in (Activity.STARTING, Activity.SPEAKING)
-        candidate = self._candidate
-        if candidate is None:
-            if voiced:
-                self._candidate = _Candidate(start=start, frames=list(self._preroll))
-                self.output.pause()
-                self._poke()
-            return
-        candidate.frames.append(frame)
-        opts = self.options.interruption
-        if not voiced:
-            candidate.quiet_since = candidate.quiet_since if candidate.quiet_since is not None else start
-            if (end - candidate.quiet_since) * 1000.0 >= opts.resume_after_ms:
-                self._candidate = None
-                self.output.resume()
-                self._poke()
-            return
-        candidate.quiet_since = None
         confirmed = self._activity.state is Activity.SPEAKING
-        if confirmed and (end - candidate.start) * 1000.0 + 1e-6 >= opts.min_speech_ms:
-            self._interrupt(candidate)
-
-    def _interrupt(self, candidate: _Candidate) -> None:
-        self._candidate = None
-        carried = self._stop_reply()
-        self._set_state(SessionState.LISTENING)
-        self._endpointer.speech_started(candidate.start)
-        self._turn_frames = carried + candidate.frames
+        verdict = self._barge_in.update(frame, start, end, voiced, confirmed, list(self._preroll))
+        if verdict is Verdict.PAUSE:
+            self.output.pause()
+        elif verdict is Verdict.RESUME:
+            self.output.resume()
+        elif verdict is Verdict.INTERRUPT:
+            candidate = self._barge_in.take()
+            assert candidate is not None
+            carried = self._stop_reply()
+            self._set_state(SessionState.LISTENING)
+            self._endpointer.speech_started(candidate.start)
+            self._turn_frames = carried + candidate.frames
+        if verdict is not Verdict.NOTHING:
+            self._poke()
 
     def _stop_reply(self) -> list[Int16Array]:
         """Silence the agent and cancel its reply; returns the user's audio if nothing was heard yet."""
@@ -534,8 +472,8 @@ class VoiceSession:
             return
         log.debug("state %s -> %s at %.3f", self.state.value, state.value, self._now)
         self.state = state
-        if state is SessionState.LISTENING and self._candidate is not None:
-            candidate, self._candidate = self._candidate, None
+        candidate = self._barge_in.take() if state is SessionState.LISTENING else None
+        if candidate is not None:
             self.output.resume()
             self._endpointer.speech_started(candidate.start)
             self._turn_frames = candidate.frames
@@ -590,16 +528,3 @@ class VoiceSession:
             if active.reply is not None:
                 await active.reply.cancel()
         self.output.clear()
-
-
-class _AgentVoice(TTS):
-    """The voice of whichever agent is active when a sentence is spoken (a handoff mid-reply
-    switches it): the agent's own TTS if it has one, else the session's."""
-
-    def __init__(self, session: VoiceSession) -> None:
-        self._session = session
-        self.sample_rate = session.providers.tts.sample_rate
-        self.descriptor = session.providers.tts.descriptor
-
-    def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
-        return (self._session.agent.tts or self._session.providers.tts).synthesize(text)

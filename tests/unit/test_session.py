@@ -16,9 +16,10 @@ from appliance.audio.playback import PlaybackQueue
 from appliance.transports.file import FileTransport
 from appliance.voice.endpointing import EndpointingOptions
 from appliance.voice.reply import ReplyTimeouts
-from appliance.voice.session import Providers, VoiceSession
+from appliance.voice.session import VoiceSession
 from appliance.voice.state import InterruptionOptions, SessionOptions, SessionState
 from appliance.voice.turn_record import TurnRecord
+from appliance.voice.turn_state import Providers
 from tests.fakes import HANG, FakeLLM, FakeSTT, FakeTTS, FakeVAD, join, silence, speech
 from tests.virtual_clock import run_virtual
 

@@ -12,9 +12,10 @@ from appliance.audio.playback import PlaybackQueue
 from appliance.transports.file import FileTransport
 from appliance.voice.activation import ActivationMode, ActivationOptions
 from appliance.voice.reply import ReplyTimeouts
-from appliance.voice.session import Providers, VoiceSession
+from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionOptions
 from appliance.voice.turn_record import TurnRecord
+from appliance.voice.turn_state import Providers
 from tests.fakes import HANG, FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, speech
 from tests.virtual_clock import run_virtual
 
