@@ -48,7 +48,10 @@ class ScriptedLLM(LLM):
 
 def collect(llm: LLM) -> str:
     async def main() -> str:
-        return "".join([p async for p in llm.stream(HI, LLMOptions())])
+        try:
+            return "".join([p async for p in llm.stream(HI, LLMOptions())])
+        finally:
+            await llm.aclose()
 
     return run_virtual(main())
 
