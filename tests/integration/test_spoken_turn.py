@@ -74,3 +74,24 @@ def test_barge_in_stops_the_agents_voice_within_200_ms(cli: Cli, tmp_path: Path)
     assert len(records) == 2 and records[1]["interrupted"] is False
     assert overlap("stop wait a second i have another question", records[1]["user_text"]) >= 0.5
     assert out.sample_rate == ENGINE_RATE
+
+
+def test_whisper_base_the_multilingual_option_transcribes_too(cli: Cli, tmp_path: Path, models_dir: Path) -> None:
+    if not (models_dir / "whisper-base" / "model.bin").exists():
+        result = cli("models", "fetch", "whisper-base")
+        assert result.code == 0, result.stderr
+    write_wav(tmp_path / "in.wav", join(silence(0.5), question("q01"), silence(1.0)))
+    result = cli(
+        "run",
+        "--input",
+        "in.wav",
+        "--output",
+        "out.wav",
+        "--json",
+        "--fast",
+        env={"APPLIANCE_STT__PROVIDER": '"local/whisper-base:en"'},
+    )
+    assert result.code == 0, result.stderr
+    (record,) = result.records()
+    assert record["providers"]["stt"] == "local/whisper-base:en"
+    assert overlap("what is the capital of france", record["user_text"]) >= 0.8
