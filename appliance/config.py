@@ -174,6 +174,8 @@ class MqttConfig(_Section):
     tls_cert: str | None = None
     tls_key: str | None = None
     telemetry_interval_s: float = Field(default=30.0, gt=0)
+    keepalive_s: int = Field(default=30, ge=2, le=3600, description="The offline will fires after 1.5x this.")
+    queue_limit: int = Field(default=500, ge=1, description="Messages kept while disconnected (oldest dropped).")
 
 
 class LiveKitConfig(_Section):

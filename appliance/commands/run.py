@@ -14,6 +14,7 @@ from appliance.audio.wav import WavError, read_wav, write_wav
 from appliance.cli import EXIT_OK, EXIT_USAGE, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
+from appliance.fleet.device import connect_fleet
 from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import TurnRecord
@@ -112,7 +113,13 @@ async def run_headless(config: AppConfig) -> int:
         flush=True,
     )
     try:
-        await stop.wait()
+        if config.mqtt.enabled:
+            # No microphone and no speaker: commands that act on a voice session say so.
+            link = connect_fleet(config, None, stop)
+            link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
+            await link.run(stop)
+        else:
+            await stop.wait()
     finally:
         await appliance.aclose()
     return EXIT_OK
@@ -130,7 +137,12 @@ async def run_on_device(config: AppConfig, as_json: bool) -> int:
         session.on_turn.append(lambda record: _print_turn(record, as_json))
         transport = DeviceTransport(session, device_options(config))
         transport.on_status.append(lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True))
-        await transport.run(stop)
+        if config.mqtt.enabled:
+            link = connect_fleet(config, session, stop)
+            link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
+            await asyncio.gather(transport.run(stop), link.run(stop))
+        else:
+            await transport.run(stop)
         await session.aclose()
     finally:
         await appliance.aclose()

@@ -284,6 +284,23 @@ class VoiceSession:
         reply.start()
         return reply
 
+    def stop_speaking(self) -> bool:
+        """Silence the agent now (a stop command); True if it was saying something."""
+        if self._active is None:
+            return False
+        self._stop_reply()
+        self._set_state(SessionState.LISTENING)
+        return True
+
+    def listen(self) -> None:
+        """Take the next utterance as a request, as if the wake phrase had been said."""
+        self.activation.accepted(self._now)
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference to a task started on the session's behalf (a say command)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def handoff(self, agent: Agent) -> None:
         """Switch the active agent from outside the conversation (an operator, an MQTT command)."""
         await self.runtime.handoff(agent)

@@ -1,0 +1,45 @@
+"""Puts a device on the fleet: the MQTT link, its commands, telemetry, and the session's events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from appliance.agents.events import AgentHandoffEvent, RunEvent
+from appliance.config import AppConfig
+from appliance.fleet.device_commands import DeviceCommands
+from appliance.fleet.link import FleetLink
+from appliance.fleet.telemetry import Telemetry
+from appliance.voice.session import VoiceSession
+from appliance.voice.turn_record import TurnRecord
+
+
+def connect_fleet(config: AppConfig, session: VoiceSession | None, stop: asyncio.Event) -> FleetLink:
+    """The link (run it with `link.run(stop)`); a `restart` command sets `stop`."""
+    commands = DeviceCommands(config, session, request_restart=stop.set)
+    telemetry = Telemetry(session)
+    link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version)
+    if session is not None:
+        publish_transcripts = config.privacy.publish_transcripts
+
+        def turn(record: TurnRecord) -> None:
+            event: dict[str, Any] = {"type": "turn", **record.to_json()}
+            if not publish_transcripts:
+                event.pop("user_text", None)
+                event.pop("agent_text", None)
+            link.publish_event(event)
+
+        def agent_event(event: RunEvent) -> None:
+            if isinstance(event, AgentHandoffEvent):
+                link.publish_event({"type": "handoff", "from": event.old_agent, "to": event.new_agent})
+
+        def availability(event: Any) -> None:
+            link.publish_event({"type": "provider", **event.to_json()})
+
+        session.on_turn.append(turn)
+        session.runtime.on_event.append(agent_event)
+        for provider in (session.providers.stt, session.providers.llm, session.providers.tts):
+            listeners = getattr(provider, "on_availability", None)
+            if listeners is not None:
+                listeners.append(availability)
+    return link

@@ -1,0 +1,118 @@
+"""What a device does for each MQTT command, on top of its session (or headless, without one)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from appliance import __version__
+from appliance.agents.agent import create_agent
+from appliance.config import AppConfig, effective_config
+from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
+from appliance.voice.activation import ActivationMode
+from appliance.voice.session import VoiceSession
+
+
+class Empty(CommandArgs):
+    pass
+
+
+class SayArgs(CommandArgs):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class MuteArgs(CommandArgs):
+    on: bool
+
+
+class HandoffArgs(CommandArgs):
+    to: str = Field(min_length=1)
+    url: str | None = None
+    token: str | None = None
+
+
+class DeviceCommands:
+    def __init__(self, config: AppConfig, session: VoiceSession | None, request_restart: Callable[[], None]) -> None:
+        self.config = config
+        self.session = session
+        self.request_restart = request_restart
+        self.started = time.monotonic()
+        self.config_version = 0
+        self._unmuted_mode = ActivationMode.ALWAYS
+
+    def router(self) -> CommandRouter:
+        table: dict[str, tuple[type[CommandArgs], Handler]] = {
+            "ping": (Empty, self.ping),
+            "config.get": (Empty, self.config_get),
+            "config.set": (CommandArgs, self.config_set),
+            "handoff": (HandoffArgs, self.handoff),
+            "say": (SayArgs, self.say),
+            "listen": (Empty, self.listen),
+            "stop": (Empty, self.stop),
+            "mute": (MuteArgs, self.mute),
+            "restart": (Empty, self.restart),
+        }
+        return CommandRouter(table)
+
+    def _session(self) -> VoiceSession:
+        if self.session is None:
+            raise CommandError("not_available", "this device runs headless: no voice session to act on")
+        return self.session
+
+    async def ping(self, _args: Empty) -> dict[str, Any]:
+        state = self.session.state.value if self.session else "headless"
+        return {"pong": True, "version": __version__, "uptime_s": round(time.monotonic() - self.started, 1),
+                "state": state}  # fmt: skip
+
+    async def config_get(self, _args: Empty) -> dict[str, Any]:
+        return {"config": effective_config(self.config), "version": self.config_version}
+
+    async def config_set(self, _args: CommandArgs) -> dict[str, Any]:
+        raise CommandError(
+            "not_available", "config.set is not in this build yet (versioned, saved and applied live later)"
+        )
+
+    async def handoff(self, args: HandoffArgs) -> dict[str, Any]:
+        if args.to in ("room", "local"):
+            raise CommandError(
+                "not_available", f"handoff to {args.to!r} needs the LiveKit transport, not in this build"
+            )
+        if not args.to.startswith("agent:"):
+            raise CommandError("bad_request", "to must be 'agent:<name>', 'room' or 'local'")
+        try:
+            agent = create_agent(args.to[len("agent:") :])
+        except KeyError as exc:
+            raise CommandError("bad_request", str(exc).strip("'\"")) from None
+        await self._session().handoff(agent)
+        return {"agent": agent.name}
+
+    async def say(self, args: SayArgs) -> dict[str, Any]:
+        session = self._session()
+        task = asyncio.get_running_loop().create_task(session.say(args.text))
+        session.keep(task)
+        return {"queued": True}
+
+    async def listen(self, _args: Empty) -> dict[str, Any]:
+        self._session().listen()
+        return {"listening": True}
+
+    async def stop(self, _args: Empty) -> dict[str, Any]:
+        return {"stopped": self._session().stop_speaking()}
+
+    async def mute(self, args: MuteArgs) -> dict[str, Any]:
+        session = self._session()
+        if args.on:
+            if session.activation.mode is not ActivationMode.MUTED:
+                self._unmuted_mode = session.activation.mode
+            session.set_activation_mode(ActivationMode.MUTED)
+        elif session.activation.mode is ActivationMode.MUTED:
+            session.set_activation_mode(self._unmuted_mode)
+        return {"muted": session.activation.mode is ActivationMode.MUTED}
+
+    async def restart(self, _args: Empty) -> dict[str, Any]:
+        asyncio.get_running_loop().call_later(0.5, self.request_restart)  # after the reply is out
+        return {"restarting": True}

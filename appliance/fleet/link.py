@@ -1,0 +1,165 @@
+"""The device's link to the fleet over MQTT v5 (aiomqtt, which drives paho from the asyncio loop).
+
+On connect it publishes a retained "online" status (the birth message; the will publishes
+"offline" if the device vanishes), subscribes to its command topics (device, group, fleet),
+and answers each command on the MQTT v5 response topic with the correlation data, or on the
+events topic when the sender gave none (MQTT 3.1.1 clients). Telemetry goes out every N
+seconds; events (turns, handoffs, provider switches) as they happen. What is published while
+disconnected waits in a bounded queue. A lost broker is retried with backoff, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from appliance import __version__
+from appliance.config import MqttConfig
+from appliance.fleet.commands import CommandRouter
+from appliance.fleet.topics import Topics
+from appliance.providers.secrets import resolve_secret
+
+log = logging.getLogger(__name__)
+
+
+class FleetLink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        router: CommandRouter,
+        telemetry: Callable[[], dict[str, Any]],
+        config_version: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_prefix, config.device_id, config.group)
+        self.router = router
+        self.telemetry = telemetry
+        self.config_version = config_version
+        self.connected = asyncio.Event()
+        self.on_status: list[Callable[[str], None]] = []
+        self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
+        self._wake = asyncio.Event()
+
+    # ----- publishing (from anywhere in the app) ---------------------------------------------------
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        self._queue(self.topics.events, {**event, "ts": time.time()})
+
+    def _queue(self, topic: str, data: dict[str, Any], retain: bool = False) -> None:
+        self._outbox.append((topic, json.dumps(data).encode(), retain))
+        self._wake.set()
+
+    def _status(self, state: str) -> dict[str, Any]:
+        return {"state": state, "version": __version__, "config_version": self.config_version(),
+                "group": self.config.group, "ts": time.time()}  # fmt: skip
+
+    # ----- the connection -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        import aiomqtt
+
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                async with self._client(aiomqtt) as client:
+                    delay = 1.0
+                    await self._session(client, stop)
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                self._report(f"disconnected: {exc}")
+                log.warning(
+                    "MQTT broker %s:%d: %s (retrying in %.0f s)", self.config.host, self.config.port, exc, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 30.0)
+
+    def _client(self, aiomqtt: Any) -> Any:
+        cfg = self.config
+        will = aiomqtt.Will(self.topics.status, json.dumps(self._status("offline")), qos=1, retain=True)
+        tls = None
+        if cfg.tls_ca or cfg.tls_cert:
+            tls = aiomqtt.TLSParameters(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+        return aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            identifier=f"appliance-{cfg.device_id}",
+            username=cfg.username,
+            password=resolve_secret(cfg.password),
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=will,
+            keepalive=cfg.keepalive_s,
+            tls_params=tls,
+            timeout=10,
+        )
+
+    async def _session(self, client: Any, stop: asyncio.Event) -> None:
+        await client.publish(self.topics.status, json.dumps(self._status("online")), qos=1, retain=True)
+        for topic_filter in self.topics.command_filters:
+            await client.subscribe(topic_filter, qos=1)
+        self.connected.set()
+        self._report("connected")
+        tasks = [
+            asyncio.create_task(self._commands(client)),
+            asyncio.create_task(self._send_outbox(client)),
+            asyncio.create_task(self._telemetry_loop()),
+        ]
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopping and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            # A clean stop: say so ourselves (the will only fires on an unclean one).
+            await client.publish(self.topics.status, json.dumps(self._status("offline")), qos=1, retain=True)
+        finally:
+            for task in [*tasks, stopping]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopping, return_exceptions=True)
+            self.connected.clear()
+
+    async def _commands(self, client: Any) -> None:
+        async for message in client.messages:
+            name = Topics.command_name(str(message.topic))
+            reply = await self.router.handle(name, bytes(message.payload or b""))
+            await self._answer(client, message, name, reply)
+
+    async def _answer(self, client: Any, message: Any, name: str, reply: dict[str, Any]) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        incoming = message.properties
+        response_topic = getattr(incoming, "ResponseTopic", None) if incoming is not None else None
+        if not response_topic:
+            await client.publish(self.topics.events, json.dumps(
+                {"type": "command_reply", "command": name, "reply": reply, "ts": time.time()}), qos=1)  # fmt: skip
+            return
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        correlation = getattr(incoming, "CorrelationData", None)
+        if correlation is not None:
+            properties.CorrelationData = correlation
+        await client.publish(response_topic, json.dumps(reply), qos=1, properties=properties)
+
+    async def _send_outbox(self, client: Any) -> None:
+        while True:
+            while self._outbox:
+                topic, payload, retain = self._outbox[0]
+                await client.publish(topic, payload, qos=1, retain=retain)
+                self._outbox.popleft()  # only once it went out: a drop mid-publish keeps it queued
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _telemetry_loop(self) -> None:
+        while True:
+            self._queue(self.topics.telemetry, {**self.telemetry(), "ts": time.time()})
+            await asyncio.sleep(self.config.telemetry_interval_s)
+
+    def _report(self, status: str) -> None:
+        for callback in self.on_status:
+            callback(status)

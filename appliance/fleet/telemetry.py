@@ -1,0 +1,65 @@
+"""What a device reports every few seconds: load, memory, temperature, state, providers, latency."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.voice.session import VoiceSession
+from appliance.voice.turn_record import TurnRecord
+
+THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
+
+
+class Telemetry:
+    def __init__(self, session: VoiceSession | None, window: int = 50) -> None:
+        self.session = session
+        self.started = time.monotonic()
+        self._cpu = (time.monotonic(), time.process_time())
+        self._latencies: deque[int] = deque(maxlen=window)
+        if session is not None:
+            session.on_turn.append(self.turn_ended)
+
+    def turn_ended(self, record: TurnRecord) -> None:
+        value = record.latency_ms.get("voice_to_voice")
+        if value is not None:
+            self._latencies.append(value)
+
+    def snapshot(self) -> dict[str, Any]:
+        wall, cpu = time.monotonic(), time.process_time()
+        last_wall, last_cpu = self._cpu
+        self._cpu = (wall, cpu)
+        latencies = list(self._latencies)
+        data: dict[str, Any] = {
+            "uptime_s": round(wall - self.started, 1),
+            "cpu_percent": round(100 * (cpu - last_cpu) / max(wall - last_wall, 1e-3), 1),
+            "rss_mb": round(_rss_mb(), 1),
+            "temperature_c": _temperature(),
+            "state": self.session.state.value if self.session else "headless",
+            "voice_to_voice_ms": {
+                "p50": float(np.percentile(latencies, 50)) if latencies else None,
+                "p95": float(np.percentile(latencies, 95)) if latencies else None,
+                "turns": len(latencies),
+            },
+        }
+        if self.session is not None:
+            data["providers"] = self.session.providers.descriptors()
+            data["agent"] = self.session.agent.name
+        return data
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _temperature() -> float | None:
+    try:
+        return round(int(THERMAL.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None

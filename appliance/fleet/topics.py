@@ -1,0 +1,41 @@
+"""The MQTT topic contract (DESIGN.md): one place that spells every topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    device_id: str
+    group: str
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}/{self.device_id}/status"
+
+    @property
+    def telemetry(self) -> str:
+        return f"{self.prefix}/{self.device_id}/telemetry"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}/{self.device_id}/events"
+
+    @property
+    def config_reported(self) -> str:
+        return f"{self.prefix}/{self.device_id}/config/reported"
+
+    @property
+    def command_filters(self) -> list[str]:
+        """Commands for this device, its group, and the whole fleet."""
+        return [
+            f"{self.prefix}/{self.device_id}/cmd/+",
+            f"{self.prefix}/group/{self.group}/cmd/+",
+            f"{self.prefix}/all/cmd/+",
+        ]
+
+    @staticmethod
+    def command_name(topic: str) -> str:
+        return topic.rsplit("/cmd/", 1)[1] if "/cmd/" in topic else ""

@@ -1,0 +1,243 @@
+"""The device on a real Mosquitto broker: presence, will, commands, errors, bursts, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.broker import Broker, mosquitto
+
+DEVICE = "kitchen-1"
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with mosquitto() as broker:
+        yield broker
+
+
+class HeadlessDevice:
+    """`appliance run` with no microphone and MQTT on, as a subprocess."""
+
+    def __init__(self, broker: Broker, models_dir: Path, tmp_path: Path) -> None:
+        env = {
+            **os.environ,
+            "APPLIANCE_MODELS__DIR": str(models_dir),
+            "APPLIANCE_AUDIO__INPUT": "none",
+            "APPLIANCE_MQTT__ENABLED": "true",
+            "APPLIANCE_MQTT__PORT": str(broker.port),
+            "APPLIANCE_MQTT__DEVICE_ID": DEVICE,
+            "APPLIANCE_MQTT__GROUP": "home",
+            "APPLIANCE_MQTT__KEEPALIVE_S": "2",
+            "APPLIANCE_MQTT__TELEMETRY_INTERVAL_S": "1",
+        }
+        self.err = tmp_path / "device.err"
+        self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "run"], env=env, stderr=self.err.open("w"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.err.read_text():
+            assert self.proc.poll() is None, self.err.read_text()
+            assert time.monotonic() < deadline, f"no {text!r}: {self.err.read_text()}"
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def device(broker: Broker, models_dir: Path, tmp_path: Path) -> Iterator[HeadlessDevice]:
+    device = HeadlessDevice(broker, models_dir, tmp_path)
+    try:
+        device.wait_for("mqtt: connected")
+        yield device
+    finally:
+        device.close()
+
+
+def rr(broker: Broker, topic: str, payload: str) -> dict[str, Any]:
+    """One command through Mosquitto's own request/response client, as an operator would."""
+    done = subprocess.run(
+        [
+            "mosquitto_rr",
+            "-p",
+            str(broker.port),
+            "-V",
+            "5",
+            "-t",
+            topic,
+            "-e",
+            f"test/reply/{uuid.uuid4().hex}",
+            "-m",
+            payload,
+            "-W",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+async def collect(broker: Broker, topic: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    import aiomqtt
+
+    got: list[dict[str, Any]] = []
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(timeout):
+            async for message in client.messages:
+                got.append(json.loads(bytes(message.payload)))
+                if len(got) >= count:
+                    break
+    return got
+
+
+def status(broker: Broker, timeout: float = 20.0) -> dict[str, Any]:
+    return asyncio.run(collect(broker, f"appliance/{DEVICE}/status", 1, timeout))[0]
+
+
+def test_the_device_announces_itself_and_reports_telemetry(broker: Broker, device: HeadlessDevice) -> None:
+    online = status(broker)
+    assert online["state"] == "online" and online["version"] and online["config_version"] == 0
+    (telemetry,) = asyncio.run(collect(broker, f"appliance/{DEVICE}/telemetry", 1))
+    assert telemetry["state"] == "headless" and telemetry["rss_mb"] > 50 and "cpu_percent" in telemetry
+
+
+def test_mosquitto_rr_drives_commands_on_the_device_group_and_fleet_topics(
+    broker: Broker, device: HeadlessDevice
+) -> None:
+    for topic in (f"appliance/{DEVICE}/cmd/ping", "appliance/group/home/cmd/ping", "appliance/all/cmd/ping"):
+        reply = rr(broker, topic, json.dumps({"id": topic}))
+        assert reply["id"] == topic and reply["ok"] is True and reply["result"]["pong"] is True
+    config = rr(broker, f"appliance/{DEVICE}/cmd/config.get", '{"id": "c1"}')
+    assert config["result"]["config"]["mqtt"]["device_id"] == DEVICE
+    say = rr(broker, f"appliance/{DEVICE}/cmd/say", '{"id": "s1", "text": "hello"}')
+    assert say["error"]["code"] == "not_available"  # headless: no speaker
+
+
+@pytest.mark.parametrize(
+    ("command", "payload", "code"),
+    [
+        ("ping", "this is not json", "bad_json"),
+        ("ping", "[1, 2]", "bad_request"),
+        ("ping", '{"no": "id"}', "bad_request"),
+        ("reboot-the-world", '{"id": "x"}', "unknown_command"),
+        ("mute", '{"id": "m", "on": "maybe"}', "bad_request"),
+        ("ping", json.dumps({"id": "big", "pad": "x" * 70_000}), "too_large"),
+        ("handoff", '{"id": "h", "to": "room"}', "not_available"),
+    ],
+)
+def test_bad_commands_get_an_error_reply_and_the_device_keeps_running(
+    broker: Broker, device: HeadlessDevice, command: str, payload: str, code: str
+) -> None:
+    reply = rr(broker, f"appliance/{DEVICE}/cmd/{command}", payload)
+    assert reply["ok"] is False and reply["error"]["code"] == code, reply
+    assert rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "after"}')["ok"] is True
+
+
+def test_a_repeated_id_is_answered_from_the_first_result(broker: Broker, device: HeadlessDevice) -> None:
+    first = rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "same"}')
+    time.sleep(0.3)
+    again = rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "same"}')
+    assert again == first  # the same uptime: not run twice
+
+
+def test_a_burst_of_1000_commands_gets_1000_replies(broker: Broker, device: HeadlessDevice) -> None:
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    async def main() -> set[str]:
+        replies: set[str] = set()
+        async with aiomqtt.Client("127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+            await client.subscribe("test/burst", qos=1)
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.ResponseTopic = "test/burst"
+            for index in range(1000):
+                await client.publish(
+                    f"appliance/{DEVICE}/cmd/ping", json.dumps({"id": f"b{index}"}), qos=1, properties=properties
+                )
+            async with asyncio.timeout(60):
+                async for message in client.messages:
+                    reply = json.loads(bytes(message.payload))
+                    assert reply["ok"] is True
+                    replies.add(reply["id"])
+                    if len(replies) == 1000:
+                        break
+        return replies
+
+    assert asyncio.run(main()) == {f"b{i}" for i in range(1000)}
+
+
+def test_a_command_without_a_response_topic_is_answered_on_the_events_topic(
+    broker: Broker, device: HeadlessDevice
+) -> None:
+    async def main() -> dict[str, Any]:
+        import aiomqtt
+
+        async with aiomqtt.Client("127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+            await client.subscribe(f"appliance/{DEVICE}/events", qos=1)
+            await client.publish(f"appliance/{DEVICE}/cmd/nope", '{"id": "v3"}', qos=1)
+            async with asyncio.timeout(10):
+                async for message in client.messages:
+                    event = json.loads(bytes(message.payload))
+                    if event.get("type") == "command_reply":
+                        return event  # type: ignore[no-any-return]
+        raise AssertionError("no reply event")
+
+    event = asyncio.run(main())
+    assert event["command"] == "nope" and event["reply"]["error"]["code"] == "unknown_command"
+
+
+def test_kill_9_shows_offline_through_the_will(broker: Broker, device: HeadlessDevice) -> None:
+    assert status(broker)["state"] == "online"
+    started = time.monotonic()
+    device.proc.send_signal(signal.SIGKILL)
+    device.proc.wait(10)
+
+    async def offline() -> float:
+        import aiomqtt
+
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe(f"appliance/{DEVICE}/status", qos=1)
+            async with asyncio.timeout(15):
+                async for message in client.messages:
+                    if json.loads(bytes(message.payload))["state"] == "offline":
+                        return time.monotonic() - started
+        raise AssertionError("no offline status")
+
+    assert asyncio.run(offline()) < 8.0  # keepalive 2 s: the broker gives up after 1.5x
+
+
+def test_a_clean_stop_and_a_restart_command_say_offline_and_exit_0(broker: Broker, device: HeadlessDevice) -> None:
+    reply = rr(broker, f"appliance/{DEVICE}/cmd/restart", '{"id": "r1"}')
+    assert reply["result"] == {"restarting": True}
+    assert device.proc.wait(20) == 0
+    assert status(broker)["state"] == "offline"
+
+
+def test_after_a_broker_restart_the_device_reconnects_and_announces_itself(
+    broker: Broker, device: HeadlessDevice
+) -> None:
+    assert status(broker)["state"] == "online"
+    broker.stop()
+    device.wait_for("mqtt: disconnected")
+    broker.start()  # same port; no persistence: the retained status is gone until the device re-announces
+    assert status(broker, timeout=40)["state"] == "online"
+    assert rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "back"}')["ok"] is True

@@ -1,0 +1,54 @@
+"""The MQTT command router on its own: every failure is a reply, ids are answered once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from appliance.fleet.commands import REMEMBERED_IDS, CommandArgs, CommandRouter
+
+
+class Echo(CommandArgs):
+    word: str
+
+
+def router() -> tuple[CommandRouter, list[str]]:
+    calls: list[str] = []
+
+    async def echo(args: Echo) -> dict[str, str]:
+        calls.append(args.word)
+        return {"echo": args.word}
+
+    async def boom(args: CommandArgs) -> None:
+        raise RuntimeError("kaput")
+
+    return CommandRouter({"echo": (Echo, echo), "boom": (CommandArgs, boom)}), calls
+
+
+def handle(r: CommandRouter, name: str, payload: object) -> dict[str, object]:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return asyncio.run(r.handle(name, raw))
+
+
+def test_a_command_runs_once_per_id() -> None:
+    r, calls = router()
+    first = handle(r, "echo", {"id": "1", "word": "hi"})
+    assert first == {"id": "1", "ok": True, "result": {"echo": "hi"}}
+    assert handle(r, "echo", {"id": "1", "word": "other"}) == first
+    assert calls == ["hi"]
+
+
+def test_unknown_fields_and_a_failing_handler_are_error_replies() -> None:
+    r, _ = router()
+    extra = handle(r, "echo", {"id": "2", "word": "x", "loud": True})
+    assert extra["ok"] is False and extra["error"]["code"] == "bad_request"  # type: ignore[index]
+    failed = handle(r, "boom", {"id": "3"})
+    assert failed["error"] == {"code": "failed", "message": "RuntimeError: kaput"}
+
+
+def test_old_ids_are_forgotten_so_memory_stays_bounded() -> None:
+    r, calls = router()
+    for index in range(REMEMBERED_IDS + 5):
+        handle(r, "echo", {"id": str(index), "word": "w"})
+    handle(r, "echo", {"id": "0", "word": "again"})  # long forgotten: runs again
+    assert calls[-1] == "again" and len(calls) == REMEMBERED_IDS + 6
