@@ -145,6 +145,29 @@ class Appliance:
         log.info("engines ready in %.2f s (%s)", self.load_times.total_s, self.budget)
         return providers
 
+    async def swap_providers(self, config: AppConfig, stages: list[str]) -> None:
+        """Build the given stages' provider chains from `config` and swap them in (the old ones close).
+
+        Builds everything first: if one fails, nothing has changed.
+        """
+        if self.providers is None:
+            return
+        old_config, self.config = self.config, config
+        try:
+            builders = {"stt": (build_stt_chain, config.stt.provider), "llm": (build_llm_chain, config.llm.provider),
+                        "tts": (build_tts_chain, config.tts.provider)}  # fmt: skip
+            built = {}
+            for stage in stages:
+                build, chain = builders[stage]
+                built[stage] = await asyncio.to_thread(build, chain, self._context(stage))  # type: ignore[operator]
+        except Exception:
+            self.config = old_config
+            raise
+        for stage, provider in built.items():
+            old = getattr(self.providers, stage)
+            setattr(self.providers, stage, provider)
+            await old.aclose()
+
     def new_session(self, output_rate: int) -> VoiceSession:
         if self.providers is None:
             raise RuntimeError("load() the appliance before starting a session")

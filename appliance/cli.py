@@ -109,12 +109,17 @@ def _run_async(coro: Coroutine[Any, Any, int]) -> int:
 
 
 def _load_config(args: argparse.Namespace) -> Any:
-    from appliance.config import ConfigError, load_config
+    """The config in force: file, the fleet's saved changes (config.set), environment."""
+    from appliance.config import ConfigError
+    from appliance.ops.config_store import ConfigStore
 
+    store = ConfigStore(args.config)
     try:
-        return load_config(args.config)
+        config = store.load()
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    args.config_store = store
+    return config
 
 
 async def _run(args: argparse.Namespace) -> int:

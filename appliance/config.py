@@ -151,6 +151,7 @@ class ProviderEndpoint(_Section):
 
 
 class AudioConfig(_Section):
+    volume: int = Field(default=100, ge=0, le=100, description="Speaker volume, 0-100.")
     input: Literal["device", "none"] = "device"
     output: Literal["device", "none"] = "device"
     input_device: str | int | None = Field(default=None, description="PortAudio device name (or part) or index.")
@@ -192,6 +193,10 @@ class ModelsConfig(_Section):
     dir: Path = Path(".models")
 
 
+class StateConfig(_Section):
+    dir: Path = Field(default=Path(".state"), description="Where fleet-set config is kept (systemd's StateDirectory).")
+
+
 class ComputeConfig(_Section):
     threads: int = Field(default=0, ge=0, le=256, description="CPU threads for inference; 0 = all usable cores.")
 
@@ -218,10 +223,15 @@ class AppConfig(_Section):
     models: ModelsConfig = ModelsConfig()
     compute: ComputeConfig = ComputeConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    state: StateConfig = StateConfig()
 
 
-def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AppConfig:
-    """Defaults, then the TOML file (if any), then env overrides; validated as one."""
+def load_config(
+    path: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> AppConfig:
+    """Defaults, then the TOML file (if any), then fleet-set `overrides`, then env; validated as one."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -235,11 +245,25 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
             raise ConfigError(f"config file {path}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    if overrides:
+        data = deep_merge(data, overrides)
+        source = f"{source} + fleet config"
     env_keys = _apply_env(data, os.environ if environ is None else environ)
     try:
         return AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, env_keys)) from None
+
+
+def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`patch` over `base`, table by table (a value replaces, a table merges)."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from appliance.cli import EXIT_OK, EXIT_USAGE, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
 from appliance.fleet.device import connect_fleet
+from appliance.ops.config_store import ConfigStore
 from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import TurnRecord
@@ -31,7 +32,7 @@ async def run_command(args: argparse.Namespace, config: AppConfig) -> int:
     if args.input is None:
         if args.output is not None or args.fast:
             raise CliError("--output and --fast go with --input", EXIT_USAGE)
-        return await _run_device(config, args.json)
+        return await _run_device(config, args.json, getattr(args, "config_store", None))
     if args.output is None:
         raise CliError("--input needs --output (where to write the agent's audio)", EXIT_USAGE)
     return await run_file(config, args.input, args.output, as_json=args.json, fast=args.fast)
@@ -79,11 +80,11 @@ def _print_turn(record: TurnRecord, as_json: bool) -> None:
         print(f"       error: {record.error}", flush=True)
 
 
-async def _run_device(config: AppConfig, as_json: bool) -> int:
+async def _run_device(config: AppConfig, as_json: bool, store: ConfigStore | None = None) -> int:
     from appliance.commands.devices import default_devices
 
     if config.audio.input == "none":
-        return await run_headless(config)
+        return await run_headless(config, store)
     devices = default_devices()
     if config.audio.input_device is None and (devices.input is None or devices.output is None):
         question = bundled_question()
@@ -93,10 +94,10 @@ async def _run_device(config: AppConfig, as_json: bool) -> int:
             file=sys.stderr,
         )
         return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
-    return await run_on_device(config, as_json)
+    return await run_on_device(config, as_json, store)
 
 
-async def run_headless(config: AppConfig) -> int:
+async def run_headless(config: AppConfig, store: ConfigStore | None = None) -> int:
     """No microphone: load the engines and stay up until SIGINT or SIGTERM.
 
     Remote audio (LiveKit) and commands (MQTT) attach here once those parts exist; until
@@ -115,7 +116,7 @@ async def run_headless(config: AppConfig) -> int:
     try:
         if config.mqtt.enabled:
             # No microphone and no speaker: commands that act on a voice session say so.
-            link = connect_fleet(config, None, stop)
+            link = connect_fleet(config, None, stop, store=store)
             link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
             await link.run(stop)
         else:
@@ -125,7 +126,7 @@ async def run_headless(config: AppConfig) -> int:
     return EXIT_OK
 
 
-async def run_on_device(config: AppConfig, as_json: bool) -> int:
+async def run_on_device(config: AppConfig, as_json: bool, store: ConfigStore | None = None) -> int:
     """Listen on the microphone and answer on the speaker until SIGINT or SIGTERM."""
     appliance = await load_appliance(config)
     stop = asyncio.Event()
@@ -138,7 +139,7 @@ async def run_on_device(config: AppConfig, as_json: bool) -> int:
         transport = DeviceTransport(session, device_options(config))
         transport.on_status.append(lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True))
         if config.mqtt.enabled:
-            link = connect_fleet(config, session, stop)
+            link = connect_fleet(config, session, stop, store=store, appliance=appliance)
             link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
             await asyncio.gather(transport.run(stop), link.run(stop))
         else:

@@ -6,19 +6,29 @@ import asyncio
 from typing import Any
 
 from appliance.agents.events import AgentHandoffEvent, RunEvent
-from appliance.config import AppConfig
+from appliance.app import Appliance
+from appliance.config import AppConfig, effective_config
 from appliance.fleet.device_commands import DeviceCommands
 from appliance.fleet.link import FleetLink
 from appliance.fleet.telemetry import Telemetry
+from appliance.ops.config_store import ConfigStore
 from appliance.voice.session import VoiceSession
 from appliance.voice.turn_record import TurnRecord
 
 
-def connect_fleet(config: AppConfig, session: VoiceSession | None, stop: asyncio.Event) -> FleetLink:
+def connect_fleet(
+    config: AppConfig,
+    session: VoiceSession | None,
+    stop: asyncio.Event,
+    store: ConfigStore | None = None,
+    appliance: Appliance | None = None,
+) -> FleetLink:
     """The link (run it with `link.run(stop)`); a `restart` command sets `stop`."""
-    commands = DeviceCommands(config, session, request_restart=stop.set)
+    commands = DeviceCommands(config, session, request_restart=stop.set, store=store, appliance=appliance)
     telemetry = Telemetry(session)
     link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version)
+    link.report_config(effective_config(config), commands.config_version)
+    commands.on_config.append(lambda new, version: link.report_config(effective_config(new), version))
     if session is not None:
         publish_transcripts = config.privacy.publish_transcripts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +12,11 @@ from pydantic import Field
 
 from appliance import __version__
 from appliance.agents.agent import create_agent
-from appliance.config import AppConfig, effective_config
+from appliance.app import Appliance
+from appliance.config import AppConfig, ConfigError, effective_config
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
+from appliance.fleet.config_apply import apply_config
+from appliance.ops.config_store import ConfigStore, StaleVersionError
 from appliance.voice.activation import ActivationMode
 from appliance.voice.session import VoiceSession
 
@@ -29,6 +33,11 @@ class MuteArgs(CommandArgs):
     on: bool
 
 
+class ConfigSetArgs(CommandArgs):
+    patch: dict[str, Any]
+    version: int
+
+
 class HandoffArgs(CommandArgs):
     to: str = Field(min_length=1)
     url: str | None = None
@@ -36,19 +45,32 @@ class HandoffArgs(CommandArgs):
 
 
 class DeviceCommands:
-    def __init__(self, config: AppConfig, session: VoiceSession | None, request_restart: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        session: VoiceSession | None,
+        request_restart: Callable[[], None],
+        store: ConfigStore | None = None,
+        appliance: Appliance | None = None,
+    ) -> None:
         self.config = config
         self.session = session
         self.request_restart = request_restart
+        self.store = store or ConfigStore()
+        self.appliance = appliance
         self.started = time.monotonic()
-        self.config_version = 0
+        self.on_config: list[Callable[[AppConfig, int], None]] = []
         self._unmuted_mode = ActivationMode.ALWAYS
+
+    @property
+    def config_version(self) -> int:
+        return self.store.version
 
     def router(self) -> CommandRouter:
         table: dict[str, tuple[type[CommandArgs], Handler]] = {
             "ping": (Empty, self.ping),
             "config.get": (Empty, self.config_get),
-            "config.set": (CommandArgs, self.config_set),
+            "config.set": (ConfigSetArgs, self.config_set),
             "handoff": (HandoffArgs, self.handoff),
             "say": (SayArgs, self.say),
             "listen": (Empty, self.listen),
@@ -71,10 +93,26 @@ class DeviceCommands:
     async def config_get(self, _args: Empty) -> dict[str, Any]:
         return {"config": effective_config(self.config), "version": self.config_version}
 
-    async def config_set(self, _args: CommandArgs) -> dict[str, Any]:
-        raise CommandError(
-            "not_available", "config.set is not in this build yet (versioned, saved and applied live later)"
-        )
+    async def config_set(self, args: ConfigSetArgs) -> dict[str, Any]:
+        """Validate the whole result, apply live (rolling back on failure), then save and report."""
+        try:
+            new, overrides = self.store.propose(args.patch, args.version)
+        except StaleVersionError as exc:
+            raise CommandError("stale_version", str(exc)) from None
+        except ConfigError as exc:
+            raise CommandError("bad_config", str(exc)) from None
+        old = self.config
+        try:
+            result = await apply_config(old, new, self.appliance, self.session)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await apply_config(new, old, self.appliance, self.session)
+            raise CommandError("apply_failed", f"{type(exc).__name__}: {exc}; the old config is kept") from None
+        self.store.commit(overrides, args.version)
+        self.config = new
+        for callback in self.on_config:
+            callback(new, args.version)
+        return {"version": args.version, **result}
 
     async def handoff(self, args: HandoffArgs) -> dict[str, Any]:
         if args.to in ("room", "local"):

@@ -48,6 +48,12 @@ class FleetLink:
 
     # ----- publishing (from anywhere in the app) ---------------------------------------------------
 
+    def report_config(self, config: dict[str, Any], version: int) -> None:
+        """The effective config (secrets redacted) on config/reported, and the status with its version."""
+        self._queue(self.topics.config_reported, {"version": version, "config": config, "ts": time.time()}, retain=True)
+        if self.connected.is_set():
+            self._queue(self.topics.status, self._status("online"), retain=True)
+
     def publish_event(self, event: dict[str, Any]) -> None:
         self._queue(self.topics.events, {**event, "ts": time.time()})
 

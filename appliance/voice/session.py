@@ -284,6 +284,17 @@ class VoiceSession:
         reply.start()
         return reply
 
+    def update_options(self, options: SessionOptions) -> None:
+        """New endpointing, interruption, activation, timeouts and LLM options, from the next frame on."""
+        self.options = options
+        self._endpointer.options = options.endpointing
+        self._activity.options = options.activity
+        self._barge_in.options = options.interruption
+        self.activation.options = options.activation
+        if options.activation.mode is not self.activation.mode:
+            self.set_activation_mode(options.activation.mode)
+        self.runtime.options = options.llm
+
     def stop_speaking(self) -> bool:
         """Silence the agent now (a stop command); True if it was saying something."""
         if self._active is None:

@@ -41,6 +41,7 @@ class HeadlessDevice:
             "APPLIANCE_MQTT__GROUP": "home",
             "APPLIANCE_MQTT__KEEPALIVE_S": "2",
             "APPLIANCE_MQTT__TELEMETRY_INTERVAL_S": "1",
+            "APPLIANCE_STATE__DIR": str(tmp_path / "state"),
         }
         self.err = tmp_path / "device.err"
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "run"], env=env, stderr=self.err.open("w"))
@@ -241,3 +242,32 @@ def test_after_a_broker_restart_the_device_reconnects_and_announces_itself(
     broker.start()  # same port; no persistence: the retained status is gone until the device re-announces
     assert status(broker, timeout=40)["state"] == "online"
     assert rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "back"}')["ok"] is True
+
+
+def test_config_set_is_versioned_validated_saved_and_survives_a_restart(
+    broker: Broker, models_dir: Path, tmp_path: Path, device: HeadlessDevice
+) -> None:
+    topic = f"appliance/{DEVICE}/cmd/config.set"
+    ok = rr(broker, topic, json.dumps({"id": "c1", "version": 1, "patch": {"endpointing": {"min_silence_ms": 420}}}))
+    assert ok["ok"] is True and ok["result"]["version"] == 1, ok
+    assert "endpointing.min_silence_ms" in ok["result"]["restart_required"]  # headless: no live session
+    stale = rr(broker, topic, json.dumps({"id": "c2", "version": 1, "patch": {"audio": {"volume": 10}}}))
+    assert stale["error"]["code"] == "stale_version"
+    bad = rr(
+        broker, topic, json.dumps({"id": "c3", "version": 2, "patch": {"endpointing": {"min_silence_ms": "soon"}}})
+    )
+    assert bad["error"]["code"] == "bad_config" and "endpointing.min_silence_ms" in bad["error"]["message"]
+    unknown = rr(broker, topic, json.dumps({"id": "c4", "version": 2, "patch": {"endpointing": {"min_silense": 1}}}))
+    assert unknown["error"]["code"] == "bad_config" and "min_silense" in unknown["error"]["message"]
+    reported = asyncio.run(collect(broker, f"appliance/{DEVICE}/config/reported", 1))[0]
+    assert reported["version"] == 1 and reported["config"]["endpointing"]["min_silence_ms"] == 420
+    assert status(broker)["config_version"] == 1
+
+    device.close()  # and a new process on the same state directory
+    again = HeadlessDevice(broker, models_dir, tmp_path)
+    try:
+        again.wait_for("mqtt: connected")
+        got = rr(broker, f"appliance/{DEVICE}/cmd/config.get", '{"id": "g1"}')["result"]
+        assert got["version"] == 1 and got["config"]["endpointing"]["min_silence_ms"] == 420
+    finally:
+        again.close()
