@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from appliance.agents.agent import agent_names
 from appliance.agents.events import AgentHandoffEvent, RunEvent
 from appliance.app import Appliance
 from appliance.config import AppConfig, effective_config
 from appliance.fleet.device_commands import DeviceCommands
+from appliance.fleet.discovery import discovery_payload
 from appliance.fleet.link import FleetLink
 from appliance.fleet.telemetry import Telemetry
+from appliance.fleet.topics import Topics
 from appliance.ops.config_store import ConfigStore
 from appliance.voice.session import VoiceSession
 from appliance.voice.turn_record import TurnRecord
@@ -26,7 +29,8 @@ def connect_fleet(
     """The link (run it with `link.run(stop)`); a `restart` command sets `stop`."""
     commands = DeviceCommands(config, session, request_restart=stop.set, store=store, appliance=appliance)
     telemetry = Telemetry(session)
-    link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version)
+    discovery = discovery_payload(link_topics(config), agent_names())
+    link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version, discovery)
     link.report_config(effective_config(config), commands.config_version)
     commands.on_config.append(lambda new, version: link.report_config(effective_config(new), version))
     if session is not None:
@@ -53,3 +57,7 @@ def connect_fleet(
             if listeners is not None:
                 listeners.append(availability)
     return link
+
+
+def link_topics(config: AppConfig) -> Topics:
+    return Topics(config.mqtt.topic_prefix, config.mqtt.device_id, config.mqtt.group)

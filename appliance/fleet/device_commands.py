@@ -38,6 +38,10 @@ class ConfigSetArgs(CommandArgs):
     version: int
 
 
+class VolumeArgs(CommandArgs):
+    level: int = Field(ge=0, le=100)
+
+
 class HandoffArgs(CommandArgs):
     to: str = Field(min_length=1)
     url: str | None = None
@@ -77,6 +81,7 @@ class DeviceCommands:
             "stop": (Empty, self.stop),
             "mute": (MuteArgs, self.mute),
             "restart": (Empty, self.restart),
+            "volume": (VolumeArgs, self.volume),
         }
         return CommandRouter(table)
 
@@ -150,6 +155,11 @@ class DeviceCommands:
         elif session.activation.mode is ActivationMode.MUTED:
             session.set_activation_mode(self._unmuted_mode)
         return {"muted": session.activation.mode is ActivationMode.MUTED}
+
+    async def volume(self, args: VolumeArgs) -> dict[str, Any]:
+        """Set the speaker volume now (Home Assistant's volume number; config.set can do it too)."""
+        self._session().output.volume = args.level / 100
+        return {"volume": args.level}
 
     async def restart(self, _args: Empty) -> dict[str, Any]:
         asyncio.get_running_loop().call_later(0.5, self.request_restart)  # after the reply is out

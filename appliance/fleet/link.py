@@ -22,10 +22,13 @@ from typing import Any
 from appliance import __version__
 from appliance.config import MqttConfig
 from appliance.fleet.commands import CommandRouter
+from appliance.fleet.discovery import discovery_topic
 from appliance.fleet.topics import Topics
 from appliance.providers.secrets import resolve_secret
 
 log = logging.getLogger(__name__)
+
+HA_STATUS = "homeassistant/status"
 
 
 class FleetLink:
@@ -35,12 +38,15 @@ class FleetLink:
         router: CommandRouter,
         telemetry: Callable[[], dict[str, Any]],
         config_version: Callable[[], int] = lambda: 0,
+        discovery: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, config.device_id, config.group)
         self.router = router
         self.telemetry = telemetry
         self.config_version = config_version
+        self.discovery = discovery
+        """Home Assistant discovery payload, sent on connect and whenever Home Assistant comes online."""
         self.connected = asyncio.Event()
         self.on_status: list[Callable[[str], None]] = []
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
@@ -109,6 +115,9 @@ class FleetLink:
         await client.publish(self.topics.status, json.dumps(self._status("online")), qos=1, retain=True)
         for topic_filter in self.topics.command_filters:
             await client.subscribe(topic_filter, qos=1)
+        if self.discovery is not None:
+            await client.subscribe(HA_STATUS, qos=1)
+            await self._announce_to_home_assistant(client)
         self.connected.set()
         self._report("connected")
         tasks = [
@@ -130,8 +139,16 @@ class FleetLink:
             await asyncio.gather(*tasks, stopping, return_exceptions=True)
             self.connected.clear()
 
+    async def _announce_to_home_assistant(self, client: Any) -> None:
+        topic = discovery_topic(self.topics.device_id)
+        await client.publish(topic, json.dumps(self.discovery), qos=1, retain=True)
+
     async def _commands(self, client: Any) -> None:
         async for message in client.messages:
+            if str(message.topic) == HA_STATUS:
+                if bytes(message.payload or b"").strip() == b"online":  # Home Assistant (re)started
+                    await self._announce_to_home_assistant(client)
+                continue
             name = Topics.command_name(str(message.topic))
             reply = await self.router.handle(name, bytes(message.payload or b""))
             await self._answer(client, message, name, reply)

@@ -50,6 +50,8 @@ class Telemetry:
         if self.session is not None:
             data["providers"] = self.session.providers.descriptors()
             data["agent"] = self.session.agent.name
+            data["muted"] = self.session.activation.mode.value == "muted"
+            data["volume"] = round(self.session.output.volume * 100)
         return data
 
 

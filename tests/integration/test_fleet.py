@@ -271,3 +271,30 @@ def test_config_set_is_versioned_validated_saved_and_survives_a_restart(
         assert got["version"] == 1 and got["config"]["endpointing"]["min_silence_ms"] == 420
     finally:
         again.close()
+
+
+def test_home_assistant_discovery_is_published_and_resent_when_home_assistant_comes_online(
+    broker: Broker, device: HeadlessDevice
+) -> None:
+    topic = f"homeassistant/device/{DEVICE}/config"
+    (first,) = asyncio.run(collect(broker, topic, 1))
+    components = first["cmps"]
+    assert {c["p"] for c in components.values()} == {"sensor", "switch", "number", "select", "button"}
+    assert all("default_entity_id" in c and "object_id" not in c for c in components.values())
+    assert first["avty_t"] == f"appliance/{DEVICE}/status"
+    assert "assistant" in components["agent"]["options"]
+
+    async def resent() -> dict[str, Any]:
+        import aiomqtt
+
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe(topic, qos=1)
+            async with asyncio.timeout(10):
+                async for _ in client.messages:  # the retained copy
+                    break
+                await client.publish("homeassistant/status", "online", qos=1)
+                async for message in client.messages:
+                    return json.loads(bytes(message.payload))  # type: ignore[no-any-return]
+        raise AssertionError("discovery was not sent again")
+
+    assert asyncio.run(resent())["dev"]["ids"] == [f"appliance-{DEVICE}"]
