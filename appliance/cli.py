@@ -68,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
         "--skip", action="append", choices=["idle", "barge", "wake", "tools", "fallback"], help="leave out a measure"
     )
 
+    fleet = with_config(commands.add_parser("fleet", help="the fleet over MQTT: devices, config, commands"))
+    fleet.add_argument("--broker", help="HOST:PORT (default: [mqtt] host and port)")
+    fleet.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for replies")
+    fleet.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    fleet_cmd = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    fleet_cmd.add_parser("ls", help="devices from their retained status")
+    get = fleet_cmd.add_parser("get", help="a device's effective config")
+    get.add_argument("target", metavar="ID")
+    fleet_set = fleet_cmd.add_parser("set", help="change config: TARGET key=value ...")
+    fleet_set.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all")
+    fleet_set.add_argument("assignments", nargs="+", metavar="key=value")
+    fleet_set.add_argument("--version", type=int, help="config version (default: newest known + 1)")
+    cmd = fleet_cmd.add_parser("cmd", help="send a command: TARGET NAME [JSON]")
+    cmd.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all")
+    cmd.add_argument("name", metavar="NAME")
+    cmd.add_argument("arguments", nargs="?", metavar="JSON")
+
     with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))
     with_config(commands.add_parser("doctor", help="check models, audio devices and settings"))
     return parser
@@ -89,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": _bench,
         "config": _config,
         "doctor": _doctor,
+        "fleet": _fleet,
     }
     try:
         return _run_async(handlers[args.command](args))
@@ -161,6 +179,12 @@ async def _models(args: argparse.Namespace) -> int:
     if args.models_command == "fetch":
         return models_fetch(store, args.names or None, args.wheels, args.force, not args.no_url)
     return models_verify(store, args.names or None)
+
+
+async def _fleet(args: argparse.Namespace) -> int:
+    from appliance.commands.fleet import fleet_command
+
+    return await fleet_command(args, _load_config(args))
 
 
 async def _config(args: argparse.Namespace) -> int:

@@ -151,6 +151,7 @@ class FleetLink:
                 continue
             name = Topics.command_name(str(message.topic))
             reply = await self.router.handle(name, bytes(message.payload or b""))
+            reply["device"] = self.topics.device_id  # group and fleet-wide commands get many replies
             await self._answer(client, message, name, reply)
 
     async def _answer(self, client: Any, message: Any, name: str, reply: dict[str, Any]) -> None:

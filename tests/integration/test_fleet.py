@@ -298,3 +298,37 @@ def test_home_assistant_discovery_is_published_and_resent_when_home_assistant_co
         raise AssertionError("discovery was not sent again")
 
     assert asyncio.run(resent())["dev"]["ids"] == [f"appliance-{DEVICE}"]
+
+
+def fleet(broker: Broker, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "fleet", "--broker", f"127.0.0.1:{broker.port}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_fleet_command_lists_reads_changes_and_commands_devices(broker: Broker, device: HeadlessDevice) -> None:
+    listing = fleet(broker, "--json", "ls")
+    assert listing.returncode == 0, listing.stderr
+    (row,) = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert row["id"] == DEVICE and row["state"] == "online" and row["group"] == "home"
+    table = fleet(broker, "ls")
+    assert DEVICE in table.stdout and "online" in table.stdout
+
+    ping = fleet(broker, "--json", "cmd", "group:home", "ping")
+    assert ping.returncode == 0, ping.stderr
+    (reply,) = [json.loads(line) for line in ping.stdout.splitlines()]
+    assert reply["device"] == DEVICE and reply["result"]["pong"] is True
+
+    changed = fleet(broker, "set", DEVICE, "endpointing.min_silence_ms=450", "agent.name=chat")
+    assert changed.returncode == 0, changed.stderr + changed.stdout
+    config = json.loads(fleet(broker, "get", DEVICE).stdout)
+    assert config["version"] == 1 and config["config"]["endpointing"]["min_silence_ms"] == 450
+    assert config["config"]["agent"]["name"] == "chat"
+
+    refused = fleet(broker, "cmd", DEVICE, "mute", '{"on": "loud"}')
+    assert refused.returncode == 1 and "bad_request" in refused.stdout
+    nobody = fleet(broker, "--timeout", "1", "cmd", "no-such-device", "ping")
+    assert nobody.returncode == 1 and "no reply" in nobody.stderr
