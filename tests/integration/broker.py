@@ -11,16 +11,95 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+USER, PASSWORD = "device", "s3cret-pass"
+
 
 class Broker:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, secure: bool = False) -> None:
         self.root = root
         self.port = port
+        self.secure = secure
         self.process: subprocess.Popen[bytes] | None = None
+        if secure:
+            self._make_certificates_and_users()
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "ca.crt"
+
+    def _make_certificates_and_users(self) -> None:
+        """A private CA, a server certificate for 127.0.0.1, and one user with a password."""
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.root, check=True, capture_output=True)
+
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        )
+        (self.root / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        )
+        subprocess.run(
+            ["mosquitto_passwd", "-b", "-c", str(self.root / "passwd"), USER, PASSWORD], check=True, capture_output=True
+        )
+        # Started as root, mosquitto drops to its own user: let it read these test-only files.
+        self.root.chmod(0o755)
+        for path in self.root.iterdir():
+            path.chmod(0o644)
 
     def start(self) -> Broker:
         config = self.root / "mosquitto.conf"
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
+        if self.secure:
+            lines += [
+                f"cafile {self.root / 'ca.crt'}",
+                f"certfile {self.root / 'server.crt'}",
+                f"keyfile {self.root / 'server.key'}",
+                "allow_anonymous false",
+                f"password_file {self.root / 'passwd'}",
+            ]
+        else:
+            lines.append("allow_anonymous true")
+        config.write_text("\n".join(lines) + "\n")
         self.process = subprocess.Popen(
             ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -40,14 +119,14 @@ class Broker:
 
 
 @contextlib.contextmanager
-def mosquitto() -> Iterator[Broker]:
+def mosquitto(secure: bool = False) -> Iterator[Broker]:
     if shutil.which("mosquitto") is None:
         raise RuntimeError("mosquitto is not installed (scripts/test installs it)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     root = Path(tempfile.mkdtemp(prefix="mq-"))
-    broker = Broker(root, port).start()
+    broker = Broker(root, port, secure).start()
     try:
         yield broker
     finally:

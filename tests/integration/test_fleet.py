@@ -30,18 +30,22 @@ def broker() -> Iterator[Broker]:
 class HeadlessDevice:
     """`appliance run` with no microphone and MQTT on, as a subprocess."""
 
-    def __init__(self, broker: Broker, models_dir: Path, tmp_path: Path) -> None:
+    def __init__(
+        self, broker: Broker, models_dir: Path, tmp_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         env = {
             **os.environ,
             "APPLIANCE_MODELS__DIR": str(models_dir),
             "APPLIANCE_AUDIO__INPUT": "none",
             "APPLIANCE_MQTT__ENABLED": "true",
+            "APPLIANCE_MQTT__HOST": "127.0.0.1",
             "APPLIANCE_MQTT__PORT": str(broker.port),
             "APPLIANCE_MQTT__DEVICE_ID": DEVICE,
             "APPLIANCE_MQTT__GROUP": "home",
             "APPLIANCE_MQTT__KEEPALIVE_S": "2",
             "APPLIANCE_MQTT__TELEMETRY_INTERVAL_S": "1",
             "APPLIANCE_STATE__DIR": str(tmp_path / "state"),
+            **(extra_env or {}),
         }
         self.err = tmp_path / "device.err"
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "run"], env=env, stderr=self.err.open("w"))
@@ -332,3 +336,66 @@ def test_the_fleet_command_lists_reads_changes_and_commands_devices(broker: Brok
     assert refused.returncode == 1 and "bad_request" in refused.stdout
     nobody = fleet(broker, "--timeout", "1", "cmd", "no-such-device", "ping")
     assert nobody.returncode == 1 and "no reply" in nobody.stderr
+
+
+def test_tls_with_passwords_admits_the_device_and_refuses_strangers(models_dir: Path, tmp_path: Path) -> None:
+    import aiomqtt
+
+    from tests.integration.broker import PASSWORD, USER
+
+    with mosquitto(secure=True) as broker:
+        env = {
+            "APPLIANCE_MQTT__TLS_CA": str(broker.ca),
+            "APPLIANCE_MQTT__USERNAME": USER,
+            "APPLIANCE_MQTT__PASSWORD": '"env:TEST_MQTT_PASSWORD"',
+            "TEST_MQTT_PASSWORD": PASSWORD,
+        }
+        device = HeadlessDevice(broker, models_dir, tmp_path, extra_env=env)
+        try:
+            device.wait_for("mqtt: connected")
+
+            async def ping(password: str) -> dict[str, Any]:
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+
+                tls = aiomqtt.TLSParameters(ca_certs=str(broker.ca))
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    broker.port,
+                    username=USER,
+                    password=password,
+                    tls_params=tls,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                ) as client:
+                    await client.subscribe("test/tls", qos=1)
+                    properties = Properties(PacketTypes.PUBLISH)
+                    properties.ResponseTopic = "test/tls"
+                    await client.publish(f"appliance/{DEVICE}/cmd/ping", '{"id": "t1"}', qos=1, properties=properties)
+                    async with asyncio.timeout(10):
+                        async for message in client.messages:
+                            return json.loads(bytes(message.payload))  # type: ignore[no-any-return]
+                raise AssertionError("no reply")
+
+            assert asyncio.run(ping(PASSWORD))["ok"] is True
+            with pytest.raises(aiomqtt.MqttError):
+                asyncio.run(ping("wrong"))
+            assert PASSWORD not in device.err.read_text()
+        finally:
+            device.close()
+
+
+def test_a_device_with_a_wrong_password_keeps_retrying_without_crashing(models_dir: Path, tmp_path: Path) -> None:
+    with mosquitto(secure=True) as broker:
+        env = {
+            "APPLIANCE_MQTT__TLS_CA": str(broker.ca),
+            "APPLIANCE_MQTT__USERNAME": "device",
+            "APPLIANCE_MQTT__PASSWORD": "nope",
+        }
+        device = HeadlessDevice(broker, models_dir, tmp_path, extra_env=env)
+        try:
+            device.wait_for("mqtt: disconnected")
+            time.sleep(2.5)
+            assert device.proc.poll() is None
+            assert device.err.read_text().count("mqtt: disconnected") >= 2
+        finally:
+            device.close()
