@@ -399,3 +399,52 @@ def test_a_device_with_a_wrong_password_keeps_retrying_without_crashing(models_d
             assert device.err.read_text().count("mqtt: disconnected") >= 2
         finally:
             device.close()
+
+
+def test_a_spoken_turn_is_published_as_an_event_without_transcripts_by_default(
+    broker: Broker, models_dir: Path
+) -> None:
+    from appliance.audio.wav import read_wav
+    from tests.fakes import silence
+    from tests.integration.conftest import DATA
+    from tests.integration.pulse_rig import pulse_rig
+    from tests.integration.test_device import Appliance
+
+    async def first_turn_event() -> dict[str, Any]:
+        import aiomqtt
+
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe(f"appliance/{DEVICE}/events", qos=1)
+            ready.set()
+            async with asyncio.timeout(60):
+                async for message in client.messages:
+                    event = json.loads(bytes(message.payload))
+                    if event.get("type") == "turn":
+                        return event  # type: ignore[no-any-return]
+        raise AssertionError("no turn event")
+
+    ready = asyncio.Event()
+    env = {
+        "APPLIANCE_MQTT__ENABLED": "true",
+        "APPLIANCE_MQTT__HOST": "127.0.0.1",
+        "APPLIANCE_MQTT__PORT": str(broker.port),
+        "APPLIANCE_MQTT__DEVICE_ID": DEVICE,
+    }
+    with pulse_rig() as rig:
+        app = Appliance(rig, models_dir, env=env)
+        try:
+            app.wait_for("sound device: streaming")
+            app.wait_for("mqtt: connected")
+
+            async def main() -> dict[str, Any]:
+                listening = asyncio.create_task(first_turn_event())
+                await ready.wait()
+                rig.say(silence(0.5))
+                rig.say(read_wav(DATA / "questions" / "q04.wav"))
+                return await listening
+
+            event = asyncio.run(main())
+        finally:
+            app.stop()
+    assert event["turn"] == 1 and event["latency_ms"]["voice_to_voice"] is not None
+    assert "user_text" not in event and "agent_text" not in event  # privacy.publish_transcripts is off
