@@ -51,12 +51,14 @@ class FleetLink:
         self.on_status: list[Callable[[str], None]] = []
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
         self._wake = asyncio.Event()
+        self._reported: dict[str, Any] | None = None
 
     # ----- publishing (from anywhere in the app) ---------------------------------------------------
 
     def report_config(self, config: dict[str, Any], version: int) -> None:
         """The effective config (secrets redacted) on config/reported, and the status with its version."""
-        self._queue(self.topics.config_reported, {"version": version, "config": config, "ts": time.time()}, retain=True)
+        self._reported = {"version": version, "config": config, "ts": time.time()}
+        self._queue(self.topics.config_reported, self._reported, retain=True)
         if self.connected.is_set():
             self._queue(self.topics.status, self._status("online"), retain=True)
 
@@ -82,8 +84,10 @@ class FleetLink:
                 async with self._client(aiomqtt) as client:
                     delay = 1.0
                     await self._session(client, stop)
-            except aiomqtt.MqttError as exc:
+            except Exception as exc:  # a broker problem, or a bug: either way the device stays up
                 self.connected.clear()
+                if not isinstance(exc, aiomqtt.MqttError):
+                    log.exception("MQTT link failed")
                 self._report(f"disconnected: {exc}")
                 log.warning(
                     "MQTT broker %s:%d: %s (retrying in %.0f s)", self.config.host, self.config.port, exc, delay
@@ -113,6 +117,8 @@ class FleetLink:
 
     async def _session(self, client: Any, stop: asyncio.Event) -> None:
         await client.publish(self.topics.status, json.dumps(self._status("online")), qos=1, retain=True)
+        if self._reported is not None:  # a restarted broker may have lost the retained copy
+            await client.publish(self.topics.config_reported, json.dumps(self._reported), qos=1, retain=True)
         for topic_filter in self.topics.command_filters:
             await client.subscribe(topic_filter, qos=1)
         if self.discovery is not None:
