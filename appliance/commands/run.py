@@ -141,6 +141,13 @@ async def run_on_device(config: AppConfig, as_json: bool, store: ConfigStore | N
         if config.mqtt.enabled:
             link = connect_fleet(config, session, stop, store=store, appliance=appliance)
             link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
+            transport.on_status.append(
+                lambda status: (
+                    link.publish_event({"type": "error", "source": "sound device", "message": status})
+                    if status.startswith(("unavailable", "lost"))
+                    else None
+                )
+            )
             await asyncio.gather(transport.run(stop), link.run(stop))
         else:
             await transport.run(stop)
