@@ -219,6 +219,28 @@ class _Fallback(Generic[P]):
                     await items.aclose()  # type: ignore[attr-defined]
         raise self._all_failed(failures)
 
+    async def _answer(self, fn: Callable[[P], Awaitable[T]], deadline_s: float) -> T:
+        """The result of the first child that answers within the deadline."""
+        failures: list[ProviderFailure] = []
+        for child in self._order():
+            try:
+                async with asyncio.timeout(deadline_s):
+                    result = await fn(child.provider)
+            except TimeoutError:
+                timeout = ProviderFailure(
+                    child.provider.descriptor, ErrorCategory.TIMEOUT, f"timeout: no answer within {deadline_s:g} s"
+                )
+                failures.append(self._failed(child, timeout))
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures.append(self._failed(child, exc))
+                continue
+            self._succeeded(child)
+            return result
+        raise self._all_failed(failures)
+
     async def aclose(self) -> None:
         for child in self._children:
             if child.probe is not None:
@@ -235,30 +257,10 @@ class FallbackLLM(_Fallback[LLM], LLM):
             yield piece
 
     async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
-        return await self._call(lambda llm: llm.choose(messages, options))
+        return await self._answer(lambda llm: llm.choose(messages, options), self.fallback_options.deadline_s * 2)
 
     async def complete_json(self, messages: Sequence[ChatMessage], schema: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(lambda llm: llm.complete_json(messages, schema))
-
-    async def _call(self, fn: Callable[[LLM], Awaitable[T]]) -> T:
-        failures: list[ProviderFailure] = []
-        for child in self._order():
-            try:
-                async with asyncio.timeout(self.fallback_options.deadline_s * 2):
-                    result = await fn(child.provider)
-            except TimeoutError as exc:
-                failures.append(
-                    self._failed(
-                        child, ProviderFailure(child.provider.descriptor, ErrorCategory.TIMEOUT, f"timeout: {exc}")
-                    )
-                )
-                continue
-            except Exception as exc:
-                failures.append(self._failed(child, exc))
-                continue
-            self._succeeded(child)
-            return result
-        raise self._all_failed(failures)
+        return await self._answer(lambda llm: llm.complete_json(messages, schema), self.fallback_options.deadline_s * 2)
 
     def yield_cpu(self) -> None:
         for provider in self.children:
@@ -273,31 +275,7 @@ class FallbackSTT(_Fallback[STT], STT):
     stage = "stt"
 
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
-        failures: list[ProviderFailure] = []
-        for child in self._order():
-            try:
-                async with asyncio.timeout(self.fallback_options.deadline_s):
-                    result = await child.provider.transcribe(audio, language, prompt)
-            except TimeoutError:
-                failures.append(
-                    self._failed(
-                        child,
-                        ProviderFailure(
-                            child.provider.descriptor,
-                            ErrorCategory.TIMEOUT,
-                            f"timeout: no transcript within {self.fallback_options.deadline_s:g} s",
-                        ),
-                    )
-                )
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures.append(self._failed(child, exc))
-                continue
-            self._succeeded(child)
-            return result
-        raise self._all_failed(failures)
+        return await self._answer(lambda stt: stt.transcribe(audio, language, prompt), self.fallback_options.deadline_s)
 
     async def _probe(self, provider: STT) -> None:
         await provider.transcribe(np.zeros(3200, dtype=np.int16))
