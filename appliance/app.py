@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 from appliance.agents.agent import Agent, create_agent
 from appliance.audio.playback import PlaybackQueue
@@ -74,12 +73,6 @@ def make_agent(config: AppConfig) -> Agent:
     return agent
 
 
-@dataclass
-class LoadTimes:
-    total_s: float
-    per_stage_s: dict[str, float]
-
-
 class Appliance:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
@@ -88,7 +81,6 @@ class Appliance:
         self.providers: Providers | None = None
         self.connectivity = Connectivity()
         """Shared by every stage: one OFFLINE failure skips the cloud everywhere."""
-        self.load_times: LoadTimes | None = None
 
     def check(self) -> None:
         """Fail fast, before loading anything, on descriptors we cannot build."""
@@ -141,8 +133,7 @@ class Appliance:
         if warm_up:
             await asyncio.gather(*(p.warm_up() for p in (stt, llm, tts) if not getattr(p, "is_cloud", False)))
         self.providers = providers
-        self.load_times = LoadTimes(time.monotonic() - started, times)
-        log.info("engines ready in %.2f s (%s)", self.load_times.total_s, self.budget)
+        log.info("engines ready in %.2f s (%s; per stage %s)", time.monotonic() - started, self.budget, times)
         return providers
 
     async def swap_providers(self, config: AppConfig, stages: list[str]) -> None:

@@ -7,8 +7,6 @@ matters most for an agent interrupting itself.
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 from appliance.audio.frames import Int16Array
@@ -17,13 +15,13 @@ from appliance.audio.frames import Int16Array
 class RoomEcho:
     def __init__(self, delay_ms: float = 40.0, gain: float = 0.5, sample_rate: int = 16_000) -> None:
         self.gain = gain
-        self._line: deque[int] = deque([0] * round(delay_ms * sample_rate / 1000))
+        self._line = np.zeros(round(delay_ms * sample_rate / 1000), dtype=np.int16)
 
     def through(self, played: Int16Array) -> Int16Array:
         """The echo that reaches the mic while `played` comes out of the speaker."""
-        self._line.extend(int(x) for x in played)
-        echoed = np.array([self._line.popleft() for _ in range(len(played))], dtype=np.float64)
-        return (echoed * self.gain).astype(np.int16)
+        line = np.concatenate([self._line, played])
+        echoed, self._line = line[: len(played)], line[len(played) :]
+        return (echoed.astype(np.float64) * self.gain).astype(np.int16)
 
 
 def mix(a: Int16Array, b: Int16Array) -> Int16Array:

@@ -73,11 +73,8 @@ class ConsoleView:
         self._emit(Text.assemble(("agent: ", "bold green"), text))
 
     def _turn(self, record: TurnRecord) -> None:
-        latency = record.latency_ms
         line = (
-            f"turn {record.turn}: voice-to-voice {latency['voice_to_voice']} ms "
-            f"(end of turn {latency['end_of_turn']}, stt {latency['stt_final']}, "
-            f"llm {latency['llm_ttft']}, tts {latency['tts_ttfb']})"
+            f"turn {record.turn}: {record.latency_summary()}"
             + (" interrupted" if record.interrupted else "")
             + (f" error: {record.error}" if record.error else "")
         )

@@ -63,19 +63,9 @@ def _print_turn(record: TurnRecord, as_json: bool) -> None:
     if as_json:
         print(json.dumps(record.to_json()), flush=True)
         return
-    latency = record.latency_ms
     print(f"you:   {record.user_text}", flush=True)
     print(f"agent: {record.agent_text}{' [interrupted]' if record.interrupted else ''}", flush=True)
-    print(
-        "       voice-to-voice {v} ms (end of turn {e}, stt {s}, llm ttft {l}, tts ttfb {t})".format(
-            v=latency["voice_to_voice"],
-            e=latency["end_of_turn"],
-            s=latency["stt_final"],
-            l=latency["llm_ttft"],
-            t=latency["tts_ttfb"],
-        ),
-        flush=True,
-    )
+    print(f"       {record.latency_summary()}", flush=True)
     if record.error:
         print(f"       error: {record.error}", flush=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.ops.process import current_rss_mb
 from appliance.voice.session import VoiceSession
 from appliance.voice.turn_record import TurnRecord
 
@@ -38,7 +38,7 @@ class Telemetry:
         data: dict[str, Any] = {
             "uptime_s": round(wall - self.started, 1),
             "cpu_percent": round(100 * (cpu - last_cpu) / max(wall - last_wall, 1e-3), 1),
-            "rss_mb": round(_rss_mb(), 1),
+            "rss_mb": round(current_rss_mb(), 1),
             "temperature_c": _temperature(),
             "state": self.session.state.value if self.session else "headless",
             "voice_to_voice_ms": {
@@ -53,11 +53,6 @@ class Telemetry:
             data["muted"] = self.session.activation.mode.value == "muted"
             data["volume"] = round(self.session.output.volume * 100)
         return data
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def _temperature() -> float | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
 from appliance.ops.bench_fallback import fallback_costs_ms
 from appliance.ops.bench_listening import barge_in_reactions_ms, idle_cpu_percent
+from appliance.ops.process import current_rss_mb, peak_rss_mb
 from appliance.ops.tool_eval import evaluate_tools
 from appliance.ops.wake_eval import evaluate_wake
 from appliance.transports.file import FileTransport
@@ -34,16 +34,6 @@ from appliance.voice.turn_record import LATENCY_FIELDS, TurnRecord
 QUESTIONS_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "questions"
 INTERRUPTION = QUESTIONS_DIR.parent / "interruption_espeak.wav"
 GAP_S = 0.6
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def percentile(values: list[float], q: float) -> float | None:

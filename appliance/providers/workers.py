@@ -71,10 +71,6 @@ class EngineWorker:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(future)
 
-    def shutdown(self) -> None:
-        """Stop accepting work; a call already running finishes in the background."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
     async def aclose(self) -> None:
         """Stop accepting work and wait for a running call, so the engine can be freed safely."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -73,7 +73,6 @@ class Reply:
         if not held:
             self._gate.set()
         self.metrics = ReplyMetrics()
-        self.first_audio = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -161,7 +160,6 @@ class Reply:
                 self.metrics.pieces.append(text)
                 await self._gate.wait()
                 self._play(first, index)
-                self.first_audio.set()
                 async for chunk in audio:
                     self._play(chunk, index)
             finally:

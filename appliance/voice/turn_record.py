@@ -35,6 +35,14 @@ class TurnRecord:
     def set_latency(self, name: str, seconds: float) -> None:
         self.latency_ms[name] = max(0, round(seconds * 1000))
 
+    def latency_summary(self) -> str:
+        """One line a person reads: 'voice-to-voice 759 ms (end of turn 320, stt 384, ...)'."""
+        ms = self.latency_ms
+        return (
+            f"voice-to-voice {ms['voice_to_voice']} ms (end of turn {ms['end_of_turn']}, stt {ms['stt_final']}, "
+            f"llm ttft {ms['llm_ttft']}, tts ttfb {ms['tts_ttfb']})"
+        )
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "turn": self.turn,

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +11,7 @@ import pytest
 
 from appliance.audio.wav import read_wav
 from tests.fakes import silence
+from tests.integration.app_process import Appliance, launched
 from tests.integration.conftest import DATA
 from tests.integration.pulse_rig import PulseRig, pulse_rig
 from tests.integration.speech_check import overlap, transcribe
@@ -26,51 +23,14 @@ def rig() -> Iterator[PulseRig]:
         yield rig
 
 
-_launched: list[subprocess.Popen[bytes]] = []
-
-
 @pytest.fixture(autouse=True)
 def _no_leftover_appliances() -> Iterator[None]:
     yield
-    while _launched:
-        proc = _launched.pop()
+    while launched:
+        proc = launched.pop()
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-
-
-class Appliance:
-    """`appliance run` as a subprocess on the rig's sound card."""
-
-    def __init__(
-        self,
-        rig: PulseRig,
-        models_dir: Path,
-        *args: str,
-        env: dict[str, str] | None = None,
-        command: tuple[str, ...] = ("run", "--json"),
-    ) -> None:
-        self.log = Path(rig.root) / "appliance.err"
-        self.out = Path(rig.root) / "appliance.out"
-        environment = {**os.environ, **rig.env, "APPLIANCE_MODELS__DIR": str(models_dir), **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", *command, *args],
-            env=environment,
-            stdout=self.out.open("w"),
-            stderr=self.log.open("w"),
-        )
-        _launched.append(self.proc)
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log.read_text() + self.out.read_text():
-            assert self.proc.poll() is None, f"appliance exited: {self.log.read_text()}"
-            assert time.monotonic() < deadline, f"no {text!r} in time: {self.log.read_text()}"
-            time.sleep(0.1)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
 
 
 def test_the_device_transport_hears_a_question_and_answers_on_the_speaker(rig: PulseRig, models_dir: Path) -> None:

@@ -406,9 +406,9 @@ def test_a_spoken_turn_is_published_as_an_event_without_transcripts_by_default(
 ) -> None:
     from appliance.audio.wav import read_wav
     from tests.fakes import silence
+    from tests.integration.app_process import Appliance
     from tests.integration.conftest import DATA
     from tests.integration.pulse_rig import pulse_rig
-    from tests.integration.test_device import Appliance
 
     async def first_turn_event() -> dict[str, Any]:
         import aiomqtt
