@@ -162,7 +162,6 @@ class Appliance:
     def new_session(self, output_rate: int) -> VoiceSession:
         if self.providers is None:
             raise RuntimeError("load() the appliance before starting a session")
-        self.providers.vad.reset()
         return VoiceSession(
             self.providers, make_agent(self.config), PlaybackQueue(output_rate), session_options(self.config)
         )

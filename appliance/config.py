@@ -180,13 +180,29 @@ class MqttConfig(_Section):
 
 
 class LiveKitConfig(_Section):
-    url: str | None = None
-    token: str | None = None
+    url: str | None = Field(default=None, description="Server URL, ws:// or wss:// (http(s):// is accepted).")
+    token: str | None = Field(default=None, description="A join token; or api_key + api_secret to mint one here.")
     api_key: str | None = None
-    api_secret: str | None = None
-    room: str | None = None
-    identity: str = "appliance"
-    auto_join: bool = False
+    api_secret: str | None = Field(default=None, description="Inline, env:NAME or file:PATH.")
+    room: str | None = Field(default=None, description="The room to auto-join, and the default for a handoff.")
+    identity: str = Field(default="appliance", min_length=1, description="This device's identity in rooms.")
+    auto_join: bool = Field(default=False, description="Join `room` at start and stay reachable there.")
+    caller: str | None = Field(default=None, description="Talk only with this identity; None = the first caller.")
+    operator_prefix: str = Field(default="operator-", description="Identities starting with this are operators.")
+    operator_role: str = Field(default="operator", description="...as is a participant whose `role` attribute is this.")
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    idle_timeout_s: float = Field(default=300.0, ge=0, description="Leave a room with no caller this long; 0 = never.")
+    token_ttl_s: int = Field(default=6 * 3600, ge=60, description="Lifetime of a token minted on the device.")
+    max_sessions: int = Field(default=1, ge=1, le=8, description="Conversations this box runs at once.")
+
+    @model_validator(mode="after")
+    def _joinable(self) -> LiveKitConfig:
+        if self.auto_join:
+            if not self.url:
+                raise ValueError("auto_join needs livekit.url")
+            if not self.token and not (self.room and self.api_key and self.api_secret):
+                raise ValueError("auto_join needs livekit.token, or livekit.room with api_key and api_secret")
+        return self
 
 
 class ModelsConfig(_Section):

@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from appliance.audio.wav import WavError, read_wav, write_wav
+from appliance.calls.manager import CallManager
+from appliance.calls.setup import auto_join_credentials, create_calls
 from appliance.cli import EXIT_OK, EXIT_USAGE, CliError
 from appliance.commands.common import load_appliance
 from appliance.config import AppConfig
@@ -88,32 +90,40 @@ async def _run_device(config: AppConfig, as_json: bool, store: ConfigStore | Non
 
 
 async def run_headless(config: AppConfig, store: ConfigStore | None = None) -> int:
-    """No microphone: load the engines and stay up until SIGINT or SIGTERM.
-
-    Remote audio (LiveKit) and commands (MQTT) attach here once those parts exist; until
-    then a headless box only proves its models load and its service stays up.
-    """
+    """No microphone: load the engines and serve LiveKit callers and MQTT commands until SIGTERM."""
     appliance = await load_appliance(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(
-        'headless ([audio] input = "none"): engines ready, no microphone; waiting',
+        'headless ([audio] input = "none"): engines ready, no microphone; waiting for calls and commands',
         file=sys.stderr,
         flush=True,
     )
+    session = appliance.new_session(OUTPUT_RATE)
+    session.on_turn.append(lambda record: _print_turn(record, False))
+    calls = create_calls(config, appliance, session, device=None)
     try:
+        _start_calls(calls, config)
         if config.mqtt.enabled:
-            # No microphone and no speaker: commands that act on a voice session say so.
-            link = connect_fleet(config, None, stop, store=store)
+            # No microphone and no speaker: commands that act on the device's own session say so.
+            link = connect_fleet(config, None, stop, store=store, calls=calls)
             link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
             await link.run(stop)
         else:
             await stop.wait()
     finally:
+        await calls.aclose()
+        await session.aclose()
         await appliance.aclose()
     return EXIT_OK
+
+
+def _start_calls(calls: CallManager, config: AppConfig) -> None:
+    """Auto-join in the background: an unreachable server must not hold up the device."""
+    task = asyncio.get_running_loop().create_task(calls.start(auto_join_credentials(config)), name="calls-start")
+    calls.keep(task)
 
 
 async def run_on_device(config: AppConfig, as_json: bool, store: ConfigStore | None = None) -> int:
@@ -128,8 +138,10 @@ async def run_on_device(config: AppConfig, as_json: bool, store: ConfigStore | N
         session.on_turn.append(lambda record: _print_turn(record, as_json))
         transport = DeviceTransport(session, device_options(config))
         transport.on_status.append(lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True))
+        calls = create_calls(config, appliance, session, transport)
+        _start_calls(calls, config)
         if config.mqtt.enabled:
-            link = connect_fleet(config, session, stop, store=store, appliance=appliance)
+            link = connect_fleet(config, session, stop, store=store, appliance=appliance, calls=calls)
             link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
             transport.on_status.append(
                 lambda status: (
@@ -141,6 +153,7 @@ async def run_on_device(config: AppConfig, as_json: bool, store: ConfigStore | N
             await asyncio.gather(transport.run(stop), link.run(stop))
         else:
             await transport.run(stop)
+        await calls.aclose()
         await session.aclose()
     finally:
         await appliance.aclose()

@@ -8,6 +8,7 @@ from typing import Any
 from appliance.agents.agent import agent_names
 from appliance.agents.events import AgentHandoffEvent, RunEvent
 from appliance.app import Appliance
+from appliance.calls.manager import CallManager
 from appliance.config import AppConfig, effective_config
 from appliance.fleet.device_commands import DeviceCommands
 from appliance.fleet.discovery import discovery_payload
@@ -25,14 +26,17 @@ def connect_fleet(
     stop: asyncio.Event,
     store: ConfigStore | None = None,
     appliance: Appliance | None = None,
+    calls: CallManager | None = None,
 ) -> FleetLink:
     """The link (run it with `link.run(stop)`); a `restart` command sets `stop`."""
-    commands = DeviceCommands(config, session, request_restart=stop.set, store=store, appliance=appliance)
+    commands = DeviceCommands(config, session, request_restart=stop.set, store=store, appliance=appliance, calls=calls)
     telemetry = Telemetry(session)
     discovery = discovery_payload(link_topics(config), agent_names())
     link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version, discovery)
     link.report_config(effective_config(config), commands.config_version)
     commands.on_config.append(lambda new, version: link.report_config(effective_config(new), version))
+    if calls is not None:
+        calls.on_event.append(link.publish_event)
     if session is not None:
         publish_transcripts = config.privacy.publish_transcripts
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import Field
@@ -13,10 +13,12 @@ from pydantic import Field
 from appliance import __version__
 from appliance.agents.agent import create_agent
 from appliance.app import Appliance
+from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
 from appliance.fleet.config_apply import apply_config
 from appliance.ops.config_store import ConfigStore, StaleVersionError
+from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials, room_credentials
 from appliance.voice.activation import ActivationMode
 from appliance.voice.session import VoiceSession
 
@@ -46,6 +48,17 @@ class HandoffArgs(CommandArgs):
     to: str = Field(min_length=1)
     url: str | None = None
     token: str | None = None
+    room: str | None = None
+
+
+class JoinArgs(CommandArgs):
+    url: str | None = None
+    token: str | None = None
+    room: str | None = None
+
+
+class LeaveArgs(CommandArgs):
+    room: str | None = None
 
 
 class DeviceCommands:
@@ -56,9 +69,11 @@ class DeviceCommands:
         request_restart: Callable[[], None],
         store: ConfigStore | None = None,
         appliance: Appliance | None = None,
+        calls: CallManager | None = None,
     ) -> None:
         self.config = config
         self.session = session
+        self.calls = calls
         self.request_restart = request_restart
         self.store = store or ConfigStore()
         self.appliance = appliance
@@ -76,6 +91,8 @@ class DeviceCommands:
             "config.get": (Empty, self.config_get),
             "config.set": (ConfigSetArgs, self.config_set),
             "handoff": (HandoffArgs, self.handoff),
+            "join": (JoinArgs, self.join),
+            "leave": (LeaveArgs, self.leave),
             "say": (SayArgs, self.say),
             "listen": (Empty, self.listen),
             "stop": (Empty, self.stop),
@@ -120,10 +137,11 @@ class DeviceCommands:
         return {"version": args.version, **result}
 
     async def handoff(self, args: HandoffArgs) -> dict[str, Any]:
-        if args.to in ("room", "local"):
-            raise CommandError(
-                "not_available", f"handoff to {args.to!r} needs the LiveKit transport, not in this build"
-            )
+        if args.to == "room":
+            credentials = self._room(args.url, args.token, args.room)
+            return await self._call(lambda calls: calls.handoff_to_room(credentials))
+        if args.to == "local":
+            return await self._call(lambda calls: calls.handoff_to_local())
         if not args.to.startswith("agent:"):
             raise CommandError("bad_request", "to must be 'agent:<name>', 'room' or 'local'")
         try:
@@ -132,6 +150,28 @@ class DeviceCommands:
             raise CommandError("bad_request", str(exc).strip("'\"")) from None
         await self._session().handoff(agent)
         return {"agent": agent.name}
+
+    async def join(self, args: JoinArgs) -> dict[str, Any]:
+        """Dispatch: a conversation of its own in a room, if the box has room for one more."""
+        credentials = self._room(args.url, args.token, args.room)
+        return await self._call(lambda calls: calls.join(credentials))
+
+    async def leave(self, args: LeaveArgs) -> dict[str, Any]:
+        return await self._call(lambda calls: calls.leave(args.room))
+
+    def _room(self, url: str | None, token: str | None, room: str | None) -> RoomCredentials:
+        try:
+            return room_credentials(self.config.livekit, url, token, room)
+        except RoomConfigError as exc:
+            raise CommandError("bad_request", str(exc)) from None
+
+    async def _call(self, action: Callable[[CallManager], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        if self.calls is None:
+            raise CommandError("not_available", "remote calls are not running on this device")
+        try:
+            return await action(self.calls)
+        except CallError as exc:
+            raise CommandError(exc.code, str(exc)) from None
 
     async def say(self, args: SayArgs) -> dict[str, Any]:
         session = self._session()

@@ -7,6 +7,7 @@ decisions. Nothing here knows about transports, MQTT or LiveKit.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from abc import ABC, abstractmethod
@@ -64,6 +65,12 @@ class VAD(Provider, ABC):
     @abstractmethod
     def reset(self) -> None:
         """Forget the recurrent state (a new stream begins)."""
+
+    def fork(self) -> VAD:
+        """A VAD for another stream: the same model, its own recurrent state (each conversation needs one)."""
+        twin = copy.copy(self)
+        twin.reset()
+        return twin
 
 
 class STT(Provider, ABC):

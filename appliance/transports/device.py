@@ -28,6 +28,7 @@ import numpy as np
 from appliance.audio.echo import EchoCanceller
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_dbfs
 from appliance.audio.resample import StreamResampler
+from appliance.transports.ports import AudioPort, SessionPort
 from appliance.voice.session import VoiceSession
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,24 @@ class DeviceTransport:
         self._refill_pending = False
         self._portaudio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portaudio")
         self._echo = EchoCanceller() if self.options.echo_cancellation else None
-        self._splitter = FrameSplitter(session.providers.vad.frame_samples)
-        session.output.on_stop.append(self._speaker.clear)
+        self._splitter = FrameSplitter(session.vad.frame_samples)
         if session.output.sample_rate != ENGINE_RATE:
             raise ValueError("the device transport pulls 16 kHz from the session and converts at the device")
+        self.peer: AudioPort | None = None
+        self.attach(SessionPort(session))
+
+    def attach(self, peer: AudioPort | None) -> None:
+        """Talk to another port from now on (None: the microphone goes nowhere, the speaker is quiet).
+
+        The conversation moved to a room, or an operator's intercom took the device over.
+        """
+        if self.peer is not None and self._speaker.clear in self.peer.stop_listeners:
+            self.peer.stop_listeners.remove(self._speaker.clear)
+        self.peer = peer
+        self._speaker.clear()  # what was buffered belongs to the old peer
+        self._splitter = FrameSplitter(self._splitter.frame_samples)
+        if peer is not None:
+            peer.stop_listeners.append(self._speaker.clear)
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
@@ -250,7 +265,8 @@ class DeviceTransport:
         target = self._out_rate * self.options.speaker_buffer_ms // 1000
         while self._speaker.samples < target:
             ahead = self._speaker.samples / self._out_rate
-            block = self.session.output.pull(self._block_16k, self.session.now + ahead)
+            peer = self.peer
+            block = peer.pull(self._block_16k, ahead) if peer else np.zeros(self._block_16k, dtype=np.int16)
             if self._echo is not None:
                 self._echo.far(block)
             self._speaker.push(self._out_resampler.push(block))
@@ -279,7 +295,9 @@ class DeviceTransport:
         if len(samples):
             self.input_level_dbfs = rms_dbfs(samples)
         for frame in self._splitter.push(samples):
-            await self.session.feed(frame)
+            peer = self.peer
+            if peer is not None:
+                await peer.feed(frame)
 
 
 def _close(streams: tuple[Any, Any]) -> None:

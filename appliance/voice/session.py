@@ -53,6 +53,8 @@ class VoiceSession:
         options: SessionOptions | None = None,
     ) -> None:
         self.providers = providers
+        self.vad = providers.vad.fork()
+        """This conversation's own VAD state (the model is shared; the state follows one stream)."""
         self.output = output
         self.options = options or SessionOptions()
         self.runtime = AgentRuntime(agent, providers.llm, self.options.llm, history_chars=self.options.history_chars)
@@ -104,7 +106,7 @@ class VoiceSession:
             return
         if self.activation.mode is ActivationMode.MUTED:
             return  # time passes; nothing is heard
-        probability = await self.providers.vad.probability(frame)
+        probability = await self.vad.probability(frame)
         event = self._activity.update(probability, start, end)
         self._preroll.append(frame)
         if self._turn_frames is not None:
@@ -413,7 +415,7 @@ class VoiceSession:
         self._drop_speculation()
         self._endpointer.reset()
         self._activity.reset()
-        self.providers.vad.reset()
+        self.vad.reset()
 
     def push_to_talk(self, pressed: bool) -> None:
         """The talk key went down (the user speaks; the agent stops) or up (the turn ends)."""

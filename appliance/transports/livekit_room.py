@@ -1,0 +1,353 @@
+"""A LiveKit room as a transport: who is there, one participant's audio in, the agent's voice out.
+
+The device joins as a participant (`livekit` Python SDK), publishes one audio track
+at 48 kHz and listens to one remote participant at a time (the caller, or an
+operator while one has taken over). Audio is converted at this edge with soxr,
+like the device's. A dropped connection is rejoined with backoff; a join has a
+timeout and fails with one clear line.
+
+What the room's audio is for (a conversation, an intercom, a 'busy' line) is the
+port attached to it; who to listen to is decided by `calls/`, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from appliance.audio.frames import ENGINE_RATE, FrameSplitter
+from appliance.audio.resample import StreamResampler
+from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
+from appliance.transports.ports import AudioPort
+
+log = logging.getLogger(__name__)
+
+ROOM_RATE = 48_000
+"""What WebRTC's Opus runs at: the published track is 48 kHz."""
+_BLOCK_16K = ENGINE_RATE // 100  # 10 ms, what WebRTC moves per packet
+HANDBACK_METHOD = "handback"
+"""RPC an operator calls to give the conversation back to the agent."""
+
+
+class Role(StrEnum):
+    CALLER = "caller"
+    OPERATOR = "operator"
+    AGENT = "agent"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class RoomRules:
+    """Who is who in a room, and how patient to be."""
+
+    caller: str | None = None
+    operator_prefix: str = "operator-"
+    operator_role: str = "operator"
+    connect_timeout_s: float = 10.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 15.0
+    output_queue_ms: int = 100
+
+    def role_of(self, identity: str, kind: int, attributes: dict[str, str]) -> Role:
+        from livekit import rtc
+
+        if kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            return Role.AGENT
+        if (self.operator_prefix and identity.startswith(self.operator_prefix)) or attributes.get(
+            "role"
+        ) == self.operator_role:
+            return Role.OPERATOR
+        if self.caller is not None and identity != self.caller:
+            return Role.OTHER
+        return Role.CALLER
+
+
+class RoomError(RuntimeError):
+    """Joining or staying in a room failed; one line. `permanent`: retrying the same way will not help."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class RoomTransport:
+    def __init__(self, credentials: RoomCredentials, rules: RoomRules | None = None) -> None:
+        self.credentials = credentials
+        self.rules = rules or RoomRules()
+        self.name = credentials.room or "?"
+        self.status = "closed"
+        self.peer: AudioPort | None = None
+        self.listen_to: str | None = None
+        """Identity whose audio goes to the peer (set by whoever runs the call)."""
+        self.participants: dict[str, Role] = {}
+        self.on_status: list[Callable[[str], None]] = []
+        self.on_change: list[Callable[[], None]] = []
+        """Someone joined, left, changed role, published or unpublished a track."""
+        self.on_handback: list[Callable[[str], None]] = []
+        self._room: Any = None
+        self._source: Any = None
+        self._dropped = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reader: tuple[str, asyncio.Task[None]] | None = None
+        self._leaving = False
+
+    # ----- who is here ---------------------------------------------------------------------------
+
+    def with_role(self, role: Role) -> list[str]:
+        return [identity for identity, r in self.participants.items() if r is role]
+
+    @property
+    def connected(self) -> bool:
+        return self.status == "connected"
+
+    # ----- what it talks to ----------------------------------------------------------------------
+
+    def attach(self, peer: AudioPort | None, listen_to: str | None) -> None:
+        if peer is not self.peer:
+            if self.peer is not None and self._flush in self.peer.stop_listeners:
+                self.peer.stop_listeners.remove(self._flush)
+            self.peer = peer
+            if peer is not None:
+                peer.stop_listeners.append(self._flush)
+            self._flush()
+        if listen_to != self.listen_to:
+            self.listen_to = listen_to
+            self._listen()
+
+    def _flush(self) -> None:
+        if self._source is not None:
+            self._source.clear_queue()
+
+    # ----- joining, staying, leaving -------------------------------------------------------------
+
+    async def join(self) -> None:
+        """Connect once; raises RoomError (with a timeout) so the one who asked hears why."""
+        await self._connect()
+
+    async def run(self) -> None:
+        """Stay in the room until `leave()`: serve the connection made by `join`, rejoin when it drops.
+
+        Returns when left, or raises RoomError when the server refuses us for good.
+        """
+        delay = self.rules.retry_initial_s
+        while not self._leaving:
+            if self._room is None:
+                try:
+                    await self._connect()
+                except RoomError as exc:
+                    if exc.permanent:
+                        self._set_status(f"failed: {exc}")
+                        raise
+                    self._set_status(f"unavailable: {exc}")
+                    log.warning("room %s: %s (retrying in %.1f s)", self.name, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.rules.retry_max_s)
+                    continue
+            delay = self.rules.retry_initial_s
+            await self._dropped.wait()
+            if not self._leaving:
+                self._set_status("lost")
+                log.warning("room %s: connection lost; rejoining", self.name)
+                await self._teardown()
+
+    async def leave(self) -> None:
+        self._leaving = True
+        self._dropped.set()
+        await self._teardown()
+        self._set_status("closed")
+
+    async def _connect(self) -> None:
+        from livekit import rtc
+
+        try:
+            token = self.credentials.token_for_attempt()
+        except RoomConfigError as exc:
+            raise RoomError(str(exc), permanent=True) from None
+        room = rtc.Room()
+        self._dropped = asyncio.Event()
+        room.on("participant_connected", lambda p: self._participant_changed(p))
+        room.on("participant_attributes_changed", lambda _changed, p: self._participant_changed(p))
+        room.on("participant_disconnected", self._participant_left)
+        room.on("track_subscribed", lambda _track, _pub, _p: self._listen())
+        room.on("track_unsubscribed", lambda _track, _pub, _p: self._listen())
+        room.on("disconnected", lambda _reason: self._dropped.set())
+        room.on("reconnecting", lambda: self._set_status("reconnecting"))
+        room.on("reconnected", lambda: self._set_status("connected"))
+        self._set_status("connecting")
+        timeout = self.rules.connect_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                await room.connect(self.credentials.url, token, rtc.RoomOptions(auto_subscribe=True))
+        except TimeoutError:
+            await _disconnect_quietly(room)
+            raise RoomError(f"joining {self.credentials.url} timed out after {timeout:g} s") from None
+        except rtc.ConnectError as exc:
+            await _disconnect_quietly(room)
+            message = str(exc).removeprefix("engine: ").removeprefix("signal failure: ")
+            refused = any(word in message for word in ("401", "403", "Unauthorized", "invalid", "permission"))
+            raise RoomError(f"cannot join {self.credentials.url}: {message}", permanent=refused) from None
+        self._room = room
+        self.name = room.name or self.name
+        room.local_participant.register_rpc_method(HANDBACK_METHOD, self._handback)
+        for participant in room.remote_participants.values():
+            self._participant_changed(participant, notify=False)
+        self._source = rtc.AudioSource(ROOM_RATE, 1, queue_size_ms=self.rules.output_queue_ms)
+        track = rtc.LocalAudioTrack.create_audio_track("appliance-voice", self._source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        try:
+            async with asyncio.timeout(timeout):
+                await room.local_participant.publish_track(track, options)
+        except (TimeoutError, Exception) as exc:
+            await self._teardown()
+            raise RoomError(f"publishing the agent's voice in {self.name} failed: {exc or 'timed out'}") from None
+        self._spawn(self._speak(), "room-speak")
+        self._set_status("connected")
+        log.info("room %s: joined as %s", self.name, self.credentials.identity)
+        self._listen()
+        self._changed()
+
+    async def _teardown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._reader = None
+        room, self._room = self._room, None
+        source, self._source = self._source, None
+        if room is not None:
+            await _disconnect_quietly(room)
+        if source is not None:
+            with contextlib.suppress(Exception):
+                await source.aclose()
+        if self.participants:
+            self.participants = {}
+            self._changed()
+
+    # ----- participants ---------------------------------------------------------------------------
+
+    def _participant_changed(self, participant: Any, notify: bool = True) -> None:
+        role = self.rules.role_of(participant.identity, int(participant.kind), dict(participant.attributes))
+        if self.participants.get(participant.identity) is not role:
+            self.participants[participant.identity] = role
+            if notify:
+                self._changed()
+
+    def _participant_left(self, participant: Any) -> None:
+        if self.participants.pop(participant.identity, None) is not None:
+            self._changed()
+        self._listen()
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
+
+    async def _handback(self, data: Any) -> str:
+        caller = getattr(data, "caller_identity", "")
+        for callback in self.on_handback:
+            callback(caller)
+        return "ok"
+
+    # ----- audio in: the one we listen to --------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Read the audio track of `listen_to`, and only that one."""
+        target = self.listen_to
+        track = self._audio_track_of(target) if target else None
+        current = self._reader
+        if current is not None and (track is None or current[0] != track.sid):
+            current[1].cancel()
+            self._reader = None
+        if track is not None and self._reader is None:
+            task = self._spawn(self._hear(track), f"room-hear-{target}")
+            self._reader = (track.sid, task)
+
+    def _audio_track_of(self, identity: str) -> Any:
+        from livekit import rtc
+
+        room = self._room
+        participant = room.remote_participants.get(identity) if room is not None else None
+        if participant is None:
+            return None
+        for publication in participant.track_publications.values():
+            if publication.kind == rtc.TrackKind.KIND_AUDIO and publication.track is not None:
+                return publication.track
+        return None
+
+    async def _hear(self, track: Any) -> None:
+        from livekit import rtc
+
+        stream = rtc.AudioStream(track, sample_rate=ROOM_RATE, num_channels=1)
+        resampler = StreamResampler(ROOM_RATE, ENGINE_RATE)
+        splitter = FrameSplitter(512)
+        try:
+            async for event in stream:
+                samples = np.frombuffer(event.frame.data, dtype=np.int16)
+                for frame in splitter.push(resampler.push(samples)):
+                    peer = self.peer
+                    if peer is not None:
+                        await peer.feed(frame)
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+
+    # ----- audio out: the agent's voice -----------------------------------------------------------
+
+    async def _speak(self) -> None:
+        """Pull 10 ms at a time and publish it; the source's small queue paces this loop.
+
+        Silence is not sent sample by sample: while nothing is to be heard the loop just
+        keeps time, which keeps an idle call cheap.
+        """
+        from livekit import rtc
+
+        resampler = StreamResampler(ENGINE_RATE, ROOM_RATE)
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            source = self._source
+            if source is None:
+                return
+            peer = self.peer
+            block = peer.pull(_BLOCK_16K, source.queued_duration) if peer else None
+            if block is None or not block.any():
+                if source.queued_duration == 0:
+                    next_tick = max(next_tick + _BLOCK_16K / ENGINE_RATE, loop.time())
+                    await asyncio.sleep(max(0.0, next_tick - loop.time()))
+                    continue
+                block = np.zeros(_BLOCK_16K, dtype=np.int16)
+            samples = resampler.push(block)
+            if len(samples):
+                frame = rtc.AudioFrame(samples.tobytes(), ROOM_RATE, 1, len(samples))
+                await source.capture_frame(frame)
+            next_tick = loop.time()
+
+    # ----- helpers ----------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("room %s: %s failed: %s", self.name, task.get_name(), task.exception())
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        for callback in self.on_status:
+            callback(status)
+
+
+async def _disconnect_quietly(room: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(room.disconnect(), 5.0)
