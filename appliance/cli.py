@@ -87,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("arguments", nargs="?", metavar="JSON")
 
     with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))
-    with_config(commands.add_parser("doctor", help="check models, audio devices and settings"))
+    doctor = with_config(commands.add_parser("doctor", help="is this box ready? engines, models, devices, network"))
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the broker and LiveKit")
     return parser
 
 

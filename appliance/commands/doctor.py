@@ -1,20 +1,33 @@
-"""`appliance doctor`: is this box ready? Models, engines, audio devices, settings."""
+"""`appliance doctor`: is this box ready? Engines, models, sound devices, network, credentials, settings.
+
+A check that fails and is `required` makes the exit status 1: something this config needs is missing.
+The rest are warnings. `install-release.sh` runs it on a new release before switching to it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from appliance.cli import EXIT_FAILURE, EXIT_OK
 from appliance.commands.devices import default_devices
 from appliance.config import AppConfig
 from appliance.ops.manifest import load_manifest
 from appliance.ops.model_store import ModelStore
+from appliance.ops.reachability import probe_http, probe_tcp
 from appliance.providers.compute import ComputeBudget
 from appliance.providers.registry import ProviderConfigError, check_descriptor
 from appliance.providers.secrets import SecretError, resolve_secret
+
+ENGINES = ("onnxruntime", "faster_whisper", "llama_cpp", "piper", "soxr")
 
 
 @dataclass(frozen=True)
@@ -24,69 +37,136 @@ class Check:
     detail: str
     required: bool = True
 
+    @property
+    def mark(self) -> str:
+        return "ok" if self.ok else ("FAIL" if self.required else "warn")
 
-def run_checks(config: AppConfig) -> list[Check]:
+
+async def run_checks(config: AppConfig, timeout_s: float = 2.0) -> list[Check]:
     checks = [Check("python", sys.version_info >= (3, 11), sys.version.split()[0])]
-    for module in ("onnxruntime", "faster_whisper", "llama_cpp", "piper", "soxr"):
+    for module in ENGINES:
         found = importlib.util.find_spec(module) is not None
         checks.append(Check(f"engine package {module}", found, "installed" if found else "missing: scripts/setup"))
-    chains = {
-        "vad": [config.vad.provider],
-        "stt": config.stt.provider,
-        "llm": config.llm.provider,
-        "tts": config.tts.provider,
-    }
-    for stage, chain in chains.items():
+    checks += provider_checks(config)
+    checks += credential_checks(config)
+    checks += model_checks(config)
+    checks.append(sound_check(config))
+    budget = ComputeBudget.for_cores(config.compute.threads)
+    detail = f"{budget.cores} cores: stt {budget.stt}, llm {budget.llm}, tts {budget.tts}, vad {budget.vad} threads"
+    checks.append(Check("compute budget", True, detail))
+    checks += await asyncio.gather(broker_check(config, timeout_s), livekit_check(config, timeout_s))
+    return checks
+
+
+def _chains(config: AppConfig) -> dict[str, list[str]]:
+    return {"vad": [config.vad.provider], "stt": config.stt.provider, "llm": config.llm.provider,
+            "tts": config.tts.provider}  # fmt: skip
+
+
+def provider_checks(config: AppConfig) -> list[Check]:
+    checks = []
+    for stage, chain in _chains(config).items():
         for descriptor in chain:
             try:
                 check_descriptor(stage, descriptor, config.providers)
                 checks.append(Check(f"{stage} provider", True, descriptor))
             except ProviderConfigError as exc:
                 checks.append(Check(f"{stage} provider", False, str(exc)))
-    for name, endpoint in config.providers.items():
+    return checks
+
+
+def credential_checks(config: AppConfig) -> list[Check]:
+    """Cloud keys present for every cloud vendor named (required where a chain has nothing local to fall to)."""
+    vendors: dict[str, bool] = {name: False for name in config.providers}
+    for chain in _chains(config).values():
+        cloud = [d.partition("/")[0] for d in chain if not d.startswith("local/")]
+        for vendor in cloud:
+            vendors[vendor] = vendors.get(vendor, False) or len(cloud) == len(chain)
+    checks = []
+    for vendor, alone in vendors.items():
+        endpoint = config.providers.get(vendor)
+        reference = endpoint.api_key if endpoint else None
+        name = f"cloud credentials for {vendor}"
+        if not reference:
+            missing = vendor == "openai"  # OpenAI itself always wants a key; a local server may not
+            detail = f"none: set [providers.{vendor}] api_key" if missing else "none configured (none needed?)"
+            checks.append(Check(name, not missing, detail, required=alone))
+            continue
         try:
-            resolve_secret(endpoint.api_key)
-            checks.append(
-                Check(
-                    f"secret for {name}",
-                    True,
-                    endpoint.api_key or "none needed"
-                    if not endpoint.api_key or endpoint.api_key.startswith(("env:", "file:"))
-                    else "inline (prefer env: or file:)",
-                )
-            )
+            resolve_secret(reference)
         except SecretError as exc:
-            checks.append(Check(f"secret for {name}", False, str(exc), required=False))
+            checks.append(Check(name, False, str(exc), required=alone))
+            continue
+        by_reference = reference.startswith(("env:", "file:"))
+        checks.append(Check(name, True, reference if by_reference else "inline (prefer env: or file:)", alone))
+    if config.livekit.url:
+        checks.append(livekit_credentials(config))
+    return checks
+
+
+def livekit_credentials(config: AppConfig) -> Check:
+    livekit = config.livekit
+    try:
+        if resolve_secret(livekit.token):
+            return Check("livekit credentials", True, "a join token", livekit.auto_join)
+        if resolve_secret(livekit.api_key) and resolve_secret(livekit.api_secret):
+            return Check("livekit credentials", True, "api_key and api_secret", livekit.auto_join)
+        detail = "none: set livekit.token, or livekit.api_key and api_secret"
+    except SecretError as exc:
+        detail = str(exc)
+    return Check("livekit credentials", False, detail, required=livekit.auto_join)
+
+
+def model_checks(config: AppConfig) -> list[Check]:
     store = ModelStore(config.models.dir, load_manifest())
+    checks = []
     for row in store.list_rows():
         if not row.default and not row.present:
             continue
         detail = "verified" if row.verified else ("corrupted" if row.present else "missing: appliance models fetch")
         checks.append(Check(f"model {row.name}", row.verified, detail, required=row.default))
-    devices = default_devices()
-    wants_audio = config.audio.input == "device" or config.audio.output == "device"
-    audio_ok = devices.input is not None and devices.output is not None
-    detail = f"in: {devices.input}, out: {devices.output}" if audio_ok else devices.reason
-    checks.append(Check("sound devices", audio_ok, detail, required=False))
-    if wants_audio and not audio_ok:
-        checks.append(Check("audio mode", True, "no sound card: `appliance run` answers a bundled wav", False))
-    budget = ComputeBudget.for_cores(config.compute.threads)
-    checks.append(
-        Check(
-            "compute budget",
-            True,
-            f"{budget.cores} cores: stt {budget.stt}, llm {budget.llm}, tts {budget.tts}, vad {budget.vad} threads",
-        )
-    )
-    checks.append(Check("mqtt", True, "enabled" if config.mqtt.enabled else "off", required=False))
-    checks.append(Check("livekit", True, "configured" if config.livekit.url else "off", required=False))
     return checks
 
 
+def sound_check(config: AppConfig) -> Check:
+    """Required when the config plays or records on the device; headless boxes only get a note."""
+    devices = default_devices()
+    wants_input, wants_output = config.audio.input == "device", config.audio.output == "device"
+    ok = (devices.input is not None or not wants_input) and (devices.output is not None or not wants_output)
+    found = f"in: {devices.input or '-'}, out: {devices.output or '-'}"
+    detail = found if devices.input or devices.output else devices.reason
+    if ok and not (devices.input and devices.output) and devices.reason:
+        detail = f"{found} ({devices.reason})"
+    return Check("sound devices", ok, detail, required=wants_input or wants_output)
+
+
+async def broker_check(config: AppConfig, timeout_s: float) -> Check:
+    if not config.mqtt.enabled:
+        return Check("mqtt broker", True, "mqtt off", required=False)
+    probe = await probe_tcp(config.mqtt.host, config.mqtt.port, timeout_s)
+    return Check("mqtt broker", probe.ok, probe.detail)
+
+
+async def livekit_check(config: AppConfig, timeout_s: float) -> Check:
+    if not config.livekit.url:
+        return Check("livekit server", True, "livekit off (no livekit.url)", required=False)
+    probe = await probe_http(config.livekit.url, timeout_s)
+    return Check("livekit server", probe.ok, probe.detail)
+
+
+def report(checks: list[Check]) -> dict[str, Any]:
+    return {"ok": all(c.ok or not c.required for c in checks), "checks": [asdict(c) for c in checks]}
+
+
 async def doctor_command(args: argparse.Namespace, config: AppConfig) -> int:
-    checks = run_checks(config)
-    for check in checks:
-        mark = "ok " if check.ok else ("ERR" if check.required else "warn")
-        print(f"[{mark:<4}] {check.name}: {check.detail}")
-    failed = [c for c in checks if c.required and not c.ok]
-    return EXIT_FAILURE if failed else EXIT_OK
+    checks = await run_checks(config, getattr(args, "timeout", 2.0))
+    result = report(checks)
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2))
+    else:
+        table = Table("check", "status", "detail", box=None, pad_edge=False)
+        styles = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
+        for check in checks:
+            table.add_row(check.name, f"[{styles[check.mark]}]{check.mark}[/]", check.detail)
+        Console(width=None if sys.stdout.isatty() else 160).print(table)
+    return EXIT_OK if result["ok"] else EXIT_FAILURE
