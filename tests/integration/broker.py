@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 USER, PASSWORD = "device", "s3cret-pass"
 
@@ -132,3 +136,43 @@ def mosquitto(secure: bool = False) -> Iterator[Broker]:
     finally:
         broker.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def rr(broker: Broker, topic: str, payload: str) -> dict[str, Any]:
+    """One command through Mosquitto's own request/response client, as an operator would."""
+    done = subprocess.run(
+        [
+            "mosquitto_rr",
+            "-p",
+            str(broker.port),
+            "-V",
+            "5",
+            "-t",
+            topic,
+            "-e",
+            f"test/reply/{uuid.uuid4().hex}",
+            "-m",
+            payload,
+            "-W",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+async def collect(broker: Broker, topic: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    import aiomqtt
+
+    got: list[dict[str, Any]] = []
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(timeout):
+            async for message in client.messages:
+                got.append(json.loads(bytes(message.payload)))
+                if len(got) >= count:
+                    break
+    return got

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,20 @@ import numpy as np
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.wav import read_wav
 from appliance.ops.livekit_server import LocalLiveKitServer
+from tests.fakes import silence
+from tests.integration.app_process import Appliance
+from tests.integration.broker import mosquitto, rr
 from tests.integration.conftest import DATA
-from tests.integration.livekit_rig import HeadlessAppliance, caller, livekit, livekit_env, wait_until
-from tests.integration.speech_check import overlap, transcribe
+from tests.integration.livekit_rig import (
+    DEVICE_IDENTITY,
+    HeadlessAppliance,
+    caller,
+    livekit,
+    livekit_env,
+    wait_until,
+)
+from tests.integration.pulse_rig import pulse_rig
+from tests.integration.speech_check import audible, overlap, transcribe
 
 __all__ = ["livekit"]
 
@@ -50,3 +63,92 @@ def test_a_remote_caller_asks_and_hears_the_answer(
         assert device.stop() == 0
     finally:
         device.stop()
+
+
+def test_handoff_moves_the_device_conversation_to_a_room_an_operator_takes_over_and_it_comes_back(
+    livekit: LocalLiveKitServer, models_dir: Path
+) -> None:
+    with mosquitto() as broker, pulse_rig() as rig:
+        env = {
+            **livekit_env(livekit),
+            "APPLIANCE_MQTT__ENABLED": "true",
+            "APPLIANCE_MQTT__HOST": "127.0.0.1",
+            "APPLIANCE_MQTT__PORT": str(broker.port),
+            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+            "APPLIANCE_STATE__DIR": str(rig.root / "state"),
+        }
+        app = Appliance(rig, models_dir, env=env)
+        try:
+            app.wait_for("sound device: streaming")
+            app.wait_for("mqtt: connected")
+            # 1. A local turn on the device.
+            rig.say(silence(0.5))
+            rig.say(read_wav(DATA / "questions" / "q01.wav"))
+            app.wait_for('"turn": 1')
+            time.sleep(3.0)
+
+            def command(name: str, **args: object) -> dict[str, object]:
+                payload = json.dumps({"id": f"{name}-{time.monotonic()}", **args})
+                return rr(broker, f"appliance/{DEVICE_IDENTITY}/cmd/{name}", payload)
+
+            async def call() -> None:
+                # 2. Into the room: the same conversation (its turn count goes on), heard by the caller only.
+                reply = command("handoff", to="room")
+                assert reply["ok"] is True and reply["result"]["room"] == "kitchen", reply
+                peer = await caller(livekit)
+                try:
+                    app.wait_for("caller_joined identity=caller-1")
+                    speaker_before = len(rig.speaker())
+                    await asyncio.sleep(0.5)
+                    spoken_until = peer.say(question("q02"))
+                    await wait_until(lambda: '"turn": 2' in app.out.read_text(), what="turn 2 in the room")
+                    await asyncio.sleep(4.0)
+                    record = json.loads(app.out.read_text().splitlines()[1])
+                    assert overlap("how many days are in a week", record["user_text"]) >= 0.8, record
+                    heard = transcribe(models_dir, AudioChunk(peer.recording(spoken_until), ENGINE_RATE))
+                    assert overlap(record["agent_text"], heard) >= 0.6, (record["agent_text"], heard)
+                    assert not audible(AudioChunk(rig.speaker().samples[speaker_before:], ENGINE_RATE), 0, 1e9)
+                    # The device's microphone no longer feeds the conversation.
+                    rig.say(read_wav(DATA / "questions" / "q04.wav"))
+                    await asyncio.sleep(4.0)
+                    assert '"turn": 3' not in app.out.read_text()
+
+                    # 3. An operator joins: the agent goes quiet, the device becomes an intercom.
+                    operator = await caller(livekit, identity="operator-1")
+                    try:
+                        app.wait_for("operator_joined identity=operator-1")
+                        await asyncio.sleep(0.5)
+                        mic_at = time.monotonic()
+                        rig.say(read_wav(DATA / "questions" / "q05.wav"))
+                        await asyncio.sleep(3.5)
+                        from_device = transcribe(models_dir, AudioChunk(operator.recording(mic_at), ENGINE_RATE))
+                        assert overlap("name a fruit that is yellow", from_device) >= 0.6, from_device
+                        speaker_before = len(rig.speaker())
+                        operator.say(question("q06"))
+                        await asyncio.sleep(3.5)
+                        on_device = AudioChunk(rig.speaker().samples[speaker_before:], ENGINE_RATE)
+                        assert overlap("what is the opposite of hot", transcribe(models_dir, on_device)) >= 0.6
+                        assert '"turn": 3' not in app.out.read_text()  # nobody was answered meanwhile
+                        # 4. The operator hands back: the agent answers the caller again.
+                        assert await operator.rpc(DEVICE_IDENTITY, "handback") == "ok"
+                        app.wait_for("operator_left identity=operator-1")
+                        peer.say(question("q07"))
+                        await wait_until(lambda: '"turn": 3' in app.out.read_text(), what="turn 3 after handback")
+                    finally:
+                        await operator.leave()
+                finally:
+                    await peer.leave()
+
+            asyncio.run(call())
+            # 5. Back home: the room is left and the microphone is heard again.
+            reply = command("handoff", to="local")
+            assert reply["ok"] is True, reply
+            app.wait_for("left reason=")
+            rig.say(read_wav(DATA / "questions" / "q10.wav"))
+            app.wait_for('"turn": 4')
+            record = json.loads(app.out.read_text().splitlines()[3])
+            assert overlap("what is the boiling point of water", record["user_text"]) >= 0.6, record
+            assert app.stop() == 0
+        finally:
+            if app.proc.poll() is None:
+                app.proc.kill()
