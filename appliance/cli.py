@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--skip", action="append", choices=["idle", "barge", "wake", "tools", "fallback"], help="leave out a measure"
     )
+    bench.add_argument(
+        "--livekit",
+        action="store_true",
+        help="also voice-to-voice through a LiveKit room ([livekit] url and keys, or a local livekit-server)",
+    )
 
     fleet = with_config(commands.add_parser("fleet", help="the fleet over MQTT: devices, config, commands"))
     fleet.add_argument("--broker", help="HOST:PORT (default: [mqtt] host and port)")

@@ -36,6 +36,8 @@ from appliance.voice.session import VoiceSession
 
 log = logging.getLogger(__name__)
 
+CALLER_GRACE_S = 20.0
+"""After a rejoin, how long a missing caller is waited for before the call counts as over."""
 BUSY_LINE = "Sorry, I'm in another conversation right now. Please call again later."
 
 
@@ -59,12 +61,14 @@ class CallManager:
         device: DeviceTransport | None,
         new_session: Callable[[], VoiceSession],
         synthesize: Synthesize | None = None,
+        transport_factory: Callable[[RoomCredentials, RoomRules], RoomTransport] = RoomTransport,
     ) -> None:
         self.config = config
         self.primary = primary
         self.device = device
         self.new_session = new_session
         self.synthesize = synthesize
+        self.transport_factory = transport_factory
         self.calls: list[RoomCall] = []
         self.on_event: list[Callable[[dict[str, Any]], None]] = []
         self._primary_port = SessionPort(primary)
@@ -112,7 +116,6 @@ class CallManager:
             await call.transport.join()
         except RoomError as exc:
             self._emit("error", call, message=str(exc))
-            log.warning("room %s: %s", call.name, exc)
             if exc.permanent:
                 self.calls.remove(call)
                 return
@@ -125,6 +128,8 @@ class CallManager:
             self._ticker.cancel()
         for call in list(self.calls):
             await self._leave(call, "shutting down")
+        if self._tasks:  # let sessions that were released finish closing
+            await asyncio.wait(list(self._tasks), timeout=5.0)
         for task in list(self._tasks):
             task.cancel()
 
@@ -188,7 +193,7 @@ class CallManager:
     # ----- joining and leaving ----------------------------------------------------------------------
 
     def _new_call(self, credentials: RoomCredentials, auto: bool) -> RoomCall:
-        transport = RoomTransport(credentials, self.rules)
+        transport = self.transport_factory(credentials, self.rules)
         call = RoomCall(transport, auto=auto)
         transport.on_change.append(self._reconcile)
         transport.on_status.append(lambda status: self._status(call, status))
@@ -290,6 +295,8 @@ class CallManager:
         if callers:
             call.last_caller_at = time.monotonic()
         if call.caller is not None and call.caller not in present:
+            if time.monotonic() - transport.connected_at < CALLER_GRACE_S:
+                return  # just back after an outage: the caller's app may be rejoining too
             self._emit("caller_left", call, identity=call.caller)
             call.caller = None
             if call.auto:
@@ -378,6 +385,7 @@ class CallManager:
         limit = self.config.idle_timeout_s
         while True:
             await asyncio.sleep(min(1.0, limit / 4) if limit else 1.0)
+            self._reconcile()  # decisions that wait on time (a caller's grace after a rejoin)
             if not limit:
                 continue
             now = time.monotonic()

@@ -38,6 +38,10 @@ def create_calls(
         synthesize=synthesize,
     )
     calls.on_event.append(print_call_event)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # The SDK logs each retry of its own at WARNING and ERROR; the call events above say the
+        # same once, in one line. `-vv` shows them.
+        logging.getLogger("livekit").setLevel(logging.CRITICAL)
     return calls
 
 

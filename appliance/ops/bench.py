@@ -40,7 +40,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-async def run_bench(config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+async def run_bench(
+    config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset(), livekit: bool = False
+) -> dict[str, Any]:
     wall0, cpu0 = time.monotonic(), time.process_time()
     appliance = await load_appliance(config)
     load_s = time.monotonic() - wall0
@@ -80,6 +82,14 @@ async def run_bench(config: AppConfig, questions: list[Path], skip: frozenset[st
             assert appliance.providers is not None
             wake = await evaluate_wake(appliance.providers.stt, appliance.providers.tts)
             listening["wake_phrase"] = wake.to_json()
+        if livekit:
+            from appliance.ops.bench_livekit import livekit_voice_to_voice_ms
+            from appliance.ops.livekit_server import LiveKitServerError
+
+            try:
+                listening["livekit_voice_to_voice_ms"] = await livekit_voice_to_voice_ms(appliance, config, questions)
+            except LiveKitServerError as exc:
+                raise CliError(f"bench --livekit: {exc}") from None
     finally:
         await appliance.aclose()
     latency: dict[str, dict[str, float | None]] = {}
@@ -121,7 +131,7 @@ async def bench_command(args: argparse.Namespace, config: AppConfig) -> int:
         questions = questions[: args.questions]
     if not questions:
         raise CliError(f"no benchmark questions in {QUESTIONS_DIR}")
-    result = await run_bench(config, questions, frozenset(args.skip or ()))
+    result = await run_bench(config, questions, frozenset(args.skip or ()), livekit=args.livekit)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -171,6 +181,13 @@ def _print(result: dict[str, Any]) -> None:
             f"wake phrase: {wake['misses']} misses of {wake['with_phrase']}, "
             f"{wake['false_accepts']} false accepts of {wake['without_phrase']} "
             f"({wake['unrelated_speech_s']} s of unrelated speech)"
+        )
+    if "livekit_voice_to_voice_ms" in listening:
+        room = listening["livekit_voice_to_voice_ms"]
+        device = result["latency_ms"]["voice_to_voice"]
+        print(
+            f"through a LiveKit room: voice-to-voice p50 {_fmt(room['p50'])} ms, p95 {_fmt(room['p95'])} ms "
+            f"({room['answered']} of {room['questions']} answered; device path p50 {_fmt(device['p50'])} ms)"
         )
     for error in result["errors"]:
         print(f"error: {error}")

@@ -96,9 +96,14 @@ class LocalLiveKitServer:
         self.stop()
         raise LiveKitServerError(f"livekit-server did not answer on port {self.port} within {timeout:g} s")
 
-    def stop(self) -> None:
+    def stop(self, crash: bool = False) -> None:
+        """Stop it (gracefully, which can take 10 s of draining; or killed at once, like a crash)."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
+            if crash:
+                process.kill()
+                process.wait()
+                return
             process.terminate()
             try:
                 process.wait(10)

@@ -7,6 +7,8 @@ outage never presents an expired one.
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -63,7 +65,7 @@ def room_credentials(
         given_token = token or resolve_secret(config.token)
     except SecretError as exc:
         raise RoomConfigError(f"livekit: {exc}") from None
-    room = room or (None if token else config.room)
+    room = room or (room_in_token(token) if token else config.room)
     if not given_token and not (config.api_key and api_secret):
         raise RoomConfigError("no LiveKit token: give one, or set livekit.api_key and livekit.api_secret to mint one")
     if not given_token and not room:
@@ -77,6 +79,17 @@ def room_credentials(
         api_secret=api_secret,
         ttl_s=config.token_ttl_s,
     )
+
+
+def room_in_token(token: str) -> str | None:
+    """The room a join token is for (read, not verified: the server verifies it), or None."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        room = claims.get("video", {}).get("room")
+    except (IndexError, ValueError, AttributeError):
+        return None
+    return room if isinstance(room, str) and room else None
 
 
 def websocket_url(url: str) -> str:

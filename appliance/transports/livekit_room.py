@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -97,6 +98,8 @@ class RoomTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader: tuple[str, asyncio.Task[None]] | None = None
         self._leaving = False
+        self.connected_at = 0.0
+        """time.monotonic() of the last (re)join."""
 
     # ----- who is here ---------------------------------------------------------------------------
 
@@ -120,6 +123,10 @@ class RoomTransport:
         if listen_to != self.listen_to:
             self.listen_to = listen_to
             self._listen()
+
+    def _reconnected(self) -> None:
+        self.connected_at = time.monotonic()
+        self._set_status("connected")
 
     def _flush(self) -> None:
         if self._source is not None:
@@ -179,7 +186,7 @@ class RoomTransport:
         room.on("track_unsubscribed", lambda _track, _pub, _p: self._listen())
         room.on("disconnected", lambda _reason: self._dropped.set())
         room.on("reconnecting", lambda: self._set_status("reconnecting"))
-        room.on("reconnected", lambda: self._set_status("connected"))
+        room.on("reconnected", self._reconnected)
         self._set_status("connecting")
         timeout = self.rules.connect_timeout_s
         try:
@@ -208,6 +215,7 @@ class RoomTransport:
             await self._teardown()
             raise RoomError(f"publishing the agent's voice in {self.name} failed: {exc or 'timed out'}") from None
         self._spawn(self._speak(), "room-speak")
+        self.connected_at = time.monotonic()
         self._set_status("connected")
         log.info("room %s: joined as %s", self.name, self.credentials.identity)
         self._listen()

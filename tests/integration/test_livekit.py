@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.wav import read_wav
@@ -152,3 +153,121 @@ def test_handoff_moves_the_device_conversation_to_a_room_an_operator_takes_over_
         finally:
             if app.proc.poll() is None:
                 app.proc.kill()
+
+
+def ask(livekit: LocalLiveKitServer, device: HeadlessAppliance, models_dir: Path, name: str, identity: str) -> str:
+    """A caller joins, asks one question, leaves; returns what it heard back (transcribed)."""
+
+    async def call() -> str:
+        mark = device.mark()
+        peer = await caller(livekit, identity=identity)
+        try:
+            await wait_until(lambda: f"caller_joined identity={identity}" in device.log()[mark:], what="the caller")
+            await asyncio.sleep(0.5)
+            spoken_until = peer.say(question(name))
+            await wait_until(lambda: "agent: " in device.log()[mark:], what="a reply")
+            await asyncio.sleep(4.0)
+            return transcribe(models_dir, AudioChunk(peer.recording(spoken_until), ENGINE_RATE))
+        finally:
+            await peer.leave()
+
+    return asyncio.run(call())
+
+
+def last_reply(device: HeadlessAppliance) -> str:
+    return [line for line in device.log().splitlines() if line.startswith("agent:")][-1].removeprefix("agent:")
+
+
+@pytest.mark.parametrize("outage_s", [2.0, 35.0], ids=["sdk-resumes", "device-rejoins"])
+def test_the_device_rejoins_after_the_server_restarts_mid_call(
+    livekit: LocalLiveKitServer, models_dir: Path, tmp_path: Path, outage_s: float
+) -> None:
+    """A short outage is bridged by the SDK's own resume; after a long one (the SDK gives up
+    after about 30 s) the device's rejoin loop gets it back."""
+    device = HeadlessAppliance(models_dir, tmp_path, livekit_env(livekit, APPLIANCE_LIVEKIT__AUTO_JOIN="true"))
+    try:
+        device.wait_for("livekit: kitchen: joined")
+        heard = ask(livekit, device, models_dir, "q02", "caller-1")
+        assert overlap(last_reply(device), heard) >= 0.6
+        mark = device.mark()
+        livekit.stop(crash=True)
+        device.wait_for("kitchen: connection state=", after=mark)  # lost, or reconnecting
+        time.sleep(outage_s)
+        livekit.start()
+        device.wait_for("state=connected", after=mark, timeout=60)
+        heard = ask(livekit, device, models_dir, "q04", "caller-2")
+        assert overlap(last_reply(device), heard) >= 0.6, heard
+        assert device.log().count("you:") == 2
+        assert device.stop() == 0
+    finally:
+        device.stop()
+
+
+def test_a_bad_token_is_one_clear_error_and_the_device_keeps_running(
+    livekit: LocalLiveKitServer, models_dir: Path, tmp_path: Path
+) -> None:
+    with mosquitto() as broker:
+        env = {
+            **livekit_env(livekit, APPLIANCE_LIVEKIT__AUTO_JOIN="true", APPLIANCE_LIVEKIT__TOKEN="not-a-token"),
+            "APPLIANCE_MQTT__ENABLED": "true",
+            "APPLIANCE_MQTT__HOST": "127.0.0.1",
+            "APPLIANCE_MQTT__PORT": str(broker.port),
+            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+        }
+        device = HeadlessAppliance(models_dir, tmp_path, env)
+        try:
+            device.wait_for("livekit: kitchen: error message=cannot join")
+            device.wait_for("mqtt: connected")
+            assert "401" in device.log() and "Traceback" not in device.log()
+            topic = f"appliance/{DEVICE_IDENTITY}/cmd/"
+            reply = rr(broker, topic + "handoff", json.dumps({"id": "h1", "to": "room", "token": "still-bad"}))
+            assert reply["ok"] is False and reply["error"]["code"] == "unauthorized", reply
+            assert "401" in reply["error"]["message"] and "\n" not in reply["error"]["message"]
+            reply = rr(broker, topic + "handoff", json.dumps({"id": "h2", "to": "room", "url": "ws://127.0.0.1:9"}))
+            assert reply["ok"] is False and reply["error"]["code"] == "unreachable", reply
+            assert rr(broker, topic + "ping", '{"id": "p1"}')["ok"] is True
+            assert device.stop() == 0
+        finally:
+            device.stop()
+
+
+def test_beyond_capacity_a_dispatch_is_told_busy_and_the_running_call_goes_on(
+    livekit: LocalLiveKitServer, models_dir: Path, tmp_path: Path
+) -> None:
+    with mosquitto() as broker:
+        env = {
+            **livekit_env(livekit, APPLIANCE_LIVEKIT__AUTO_JOIN="true"),
+            "APPLIANCE_MQTT__ENABLED": "true",
+            "APPLIANCE_MQTT__HOST": "127.0.0.1",
+            "APPLIANCE_MQTT__PORT": str(broker.port),
+            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+        }
+        device = HeadlessAppliance(models_dir, tmp_path, env)
+        topic = f"appliance/{DEVICE_IDENTITY}/cmd/"
+        try:
+            device.wait_for("livekit: kitchen: joined")
+            device.wait_for("mqtt: connected")
+
+            async def call() -> str:
+                peer = await caller(livekit)
+                try:
+                    await wait_until(lambda: "caller_joined identity=caller-1" in device.log(), what="the caller")
+                    busy = rr(broker, topic + "join", json.dumps({"id": "j1", "room": "hall"}))
+                    assert busy["ok"] is False and busy["error"]["code"] == "busy", busy
+                    assert "1 of 1" in busy["error"]["message"]
+                    moved = rr(broker, topic + "handoff", json.dumps({"id": "h1", "to": "room", "room": "hall"}))
+                    assert moved["ok"] is False and moved["error"]["code"] == "busy", moved
+                    await asyncio.sleep(0.5)
+                    spoken_until = peer.say(question("q02"))
+                    await wait_until(lambda: "agent: " in device.log(), what="a reply")
+                    await asyncio.sleep(4.0)
+                    return transcribe(models_dir, AudioChunk(peer.recording(spoken_until), ENGINE_RATE))
+                finally:
+                    await peer.leave()
+
+            heard = asyncio.run(call())
+            assert overlap(last_reply(device), heard) >= 0.6, heard
+            assert "hall" not in device.log().replace("room hall", "")  # never joined
+            assert device.stop() == 0
+        finally:
+            device.stop()
