@@ -1,5 +1,8 @@
 """The model manifest (`models/manifest.toml`): which models exist, what their files must be, where from.
 
+It ships inside the package (`appliance/data/manifest.toml`; `models/manifest.toml` links to it), so an
+installed release knows its models without the repository.
+
 The manifest is the single source of truth for weights: engines only ever open files that the model store
 has checked against it, so a typo here must fail loudly at load time, naming the model and the key, instead
 of surfacing later as a confusing engine error on a device in the field.
@@ -16,7 +19,7 @@ from typing import Any, TypeVar
 
 MANIFEST_FORMAT = 1
 STAGES = ("vad", "stt", "llm", "tts", "turn")
-DEFAULT_MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+DEFAULT_MANIFEST_PATH = Path(__file__).resolve().parents[1] / "data" / "manifest.toml"
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -97,7 +100,7 @@ class Manifest:
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
-    """Read and validate a manifest; the default is the repository's `models/manifest.toml`."""
+    """Read and validate a manifest; the default is the packaged one (`models/manifest.toml`)."""
     path = DEFAULT_MANIFEST_PATH if path is None else path
     try:
         with path.open("rb") as fh:
