@@ -1,0 +1,93 @@
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
+# Shared by the firmware scripts (sourced, never run): the device layout under --root, logging, the
+# systemctl to call, release links and the JSON outcome file.
+
+PROG="$(basename "$0" .sh)"
+SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SYSTEMCTL="${SYSTEMCTL:-systemctl}"
+PYTHON="${PYTHON:-python3}"
+UNIT="appliance.service"
+VERSION_PATTERN='^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$'
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+usage() { awk 'NR > 1 && /^#/ { if ($0 !~ /shellcheck/) { sub(/^# ?/, ""); print }; next } NR > 1 { exit }' "$0"; }
+usage_error() { log "$*"; exit 2; }
+
+# Every path the scripts touch, under ROOT ("" is the real root; tests and image builds pass --root).
+set_root() {
+  ROOT="${1%/}"
+  APP_DIR="$ROOT/opt/appliance"
+  RELEASES="$APP_DIR/releases"
+  CURRENT="$APP_DIR/current"
+  PREVIOUS="$APP_DIR/previous"
+  INSTALLED_SCRIPTS="$APP_DIR/scripts"
+  CONF_DIR="$ROOT/etc/appliance"
+  CONFIG="$CONF_DIR/appliance.toml"
+  ENV_FILE="$CONF_DIR/appliance.env"
+  STATE_DIR="$ROOT/var/lib/appliance"
+  UPDATE_DIR="$STATE_DIR/update"
+  CACHE_DIR="$ROOT/var/cache/appliance"
+  UNIT_DIR="$ROOT/etc/systemd/system"
+  LOCK_FILE="$ROOT/run/lock/appliance-update.lock"
+}
+set_root ""
+
+valid_version() { [[ $1 =~ $VERSION_PATTERN ]]; }
+
+# The version a release link (current, previous) points at, or nothing.
+link_version() {
+  local target
+  target="$(readlink "$1" 2>/dev/null)" || return 0
+  basename "$target"
+}
+
+# Point a release link at releases/VERSION atomically (rename over the old link), or remove it.
+set_link() {
+  local link=$1 version=$2
+  if [ -z "$version" ]; then
+    rm -f "$link"
+    return 0
+  fi
+  ln -sfn "releases/$version" "$link.new"
+  mv -Tf "$link.new" "$link"
+}
+
+# One installer or rollback at a time, across the MQTT update, an operator and the boot.
+take_lock() {
+  mkdir -p "$(dirname "$LOCK_FILE")"
+  exec 9>"$LOCK_FILE"
+  flock -n 9
+}
+
+# Run an appliance command with the service's secrets (env:NAME references) in its environment.
+with_service_env() {
+  (
+    if [ -f "$ENV_FILE" ]; then
+      set -a
+      # shellcheck source=/dev/null
+      . "$ENV_FILE"
+      set +a
+    fi
+    exec "$@"
+  )
+}
+
+# Write the outcome as one JSON object, atomically (a reader never sees half a file; a link planted at
+# the name is replaced, not followed).
+write_result() {
+  local file=$1 outcome=$2 version=$3 running=$4 step=$5 message=$6 request=${7:-}
+  [ -n "$file" ] || return 0
+  local tmp
+  tmp="$(mktemp "$(dirname "$file")/.result.XXXXXX")"
+  OUTCOME="$outcome" VERSION="$version" RUNNING="$running" STEP="$step" MESSAGE="$message" REQUEST="$request" \
+    "$PYTHON" -c '
+import json, os, sys, time
+env = os.environ
+print(json.dumps({
+    "request": env["REQUEST"] or None, "outcome": env["OUTCOME"], "version": env["VERSION"],
+    "running": env["RUNNING"] or None, "failed_step": env["STEP"] or None, "message": env["MESSAGE"],
+    "ts": round(time.time(), 3),
+}))' >"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$file"
+}

@@ -1,0 +1,209 @@
+"""The firmware scripts under a temporary root: provision, install, update, roll back, health check.
+
+Real scripts, real release venvs built from real wheels, the real model files (hard links), the real
+`appliance doctor` and `appliance fleet ls` of each release, and a real Mosquitto; systemd is the stand-in
+in tests/integration/firmware/systemctl, which starts the current release's own `appliance` binary.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.ops.manifest import load_manifest
+from tests.integration.broker import Broker, mosquitto
+from tests.integration.firmware.rig import DEVICE, SCRIPTS, STAND_IN, DeviceRig
+from tests.integration.firmware.systemd_verify import verify
+from tests.integration.firmware.wheel import build_wheel
+
+
+@pytest.fixture(scope="session")
+def release_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("wheels")
+    return {version: build_wheel(version, out) for version in ("1.0.0", "1.1.0")}
+
+
+@pytest.fixture(scope="session")
+def default_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default models of the real store, as hard links (what a device carries; no copying)."""
+    store = tmp_path_factory.mktemp("models")
+    for model in load_manifest().defaults():
+        for file in model.files:
+            target = store / model.name / file.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(models_dir / model.name / file.path, target)
+    return store
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with mosquitto() as broker:
+        yield broker
+
+
+@pytest.fixture
+def rig(tmp_path: Path, release_wheels: dict[str, Path], default_models: Path) -> DeviceRig:
+    device = DeviceRig(tmp_path, release_wheels, default_models)
+    assert device.provision().code == 0
+    return device
+
+
+@pytest.fixture
+def mqtt_rig(tmp_path: Path, release_wheels: dict[str, Path], default_models: Path, broker: Broker) -> DeviceRig:
+    device = DeviceRig(tmp_path, release_wheels, default_models, broker_port=broker.port)
+    assert device.provision().code == 0
+    return device
+
+
+def retained_status(broker: Broker) -> dict[str, object]:
+    done = subprocess.run(
+        ["mosquitto_sub", "-p", str(broker.port), "-t", f"appliance/{DEVICE}/status", "-C", "1", "-W", "3"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return dict(json.loads(done.stdout))
+
+
+def test_provision_lays_out_the_device(rig: DeviceRig) -> None:
+    root = rig.root
+    for unit in ("appliance.service", "appliance-update.service", "appliance-update.path"):
+        assert (root / "etc/systemd/system" / unit).read_text() == (SCRIPTS.parent / "systemd" / unit).read_text()
+    for script in ("install-release.sh", "rollback.sh", "health-check.sh", "request-update.sh"):
+        assert os.access(rig.app_dir / "scripts" / script, os.X_OK)
+    assert (root / "etc/appliance/appliance.toml").read_text() == rig.config_text()
+    assert (root / "etc/appliance/appliance.env").stat().st_mode & 0o777 == 0o600
+    assert (root / "var/lib/appliance/update").is_dir() and (root / "var/cache/appliance").is_dir()
+    assert "defaults.pcm.card 1" in (root / "etc/asound.conf").read_text()  # the USB card, not HDMI
+    assert rig.calls() == ["daemon-reload", "enable appliance.service appliance-update.path"]
+    # Again: nothing breaks, nothing is lost.
+    (root / "etc/asound.conf").write_text("pcm.!default { type hw card 2 }\n")
+    assert rig.provision().code == 0
+    assert (root / "etc/asound.conf").read_text() == "pcm.!default { type hw card 2 }\n"
+
+
+def test_install_then_update_waits_for_ready_and_mqtt_online(mqtt_rig: DeviceRig, broker: Broker) -> None:
+    rig = mqtt_rig
+    first = rig.install("1.0.0")
+    assert first.code == 0, first.stderr
+    assert first.result is not None and first.result["outcome"] == "installed" and first.result["running"] == "1.0.0"
+    assert rig.link("current") == "releases/1.0.0" and rig.link("previous") is None
+    assert "health-check: fw-1 is online with 1.0.0" in first.stderr
+
+    second = rig.install("1.1.0")
+    assert second.code == 0, second.stderr
+    assert second.result is not None
+    assert second.result["outcome"] == "installed" and second.result["message"] == "1.1.0 installed (was 1.0.0)"
+    assert rig.link("current") == "releases/1.1.0" and rig.link("previous") == "releases/1.0.0"
+    assert retained_status(broker) == {"state": "online", "version": "1.1.0"}
+    old_model = rig.app_dir / "releases/1.0.0/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
+    new_model = rig.app_dir / "releases/1.1.0/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert old_model.stat().st_ino == new_model.stat().st_ino  # seeded from the running release, no copy
+    assert rig.restarts() == 2
+
+    again = rig.install("1.1.0")
+    assert again.code == 0 and again.result is not None and again.result["outcome"] == "current"
+    assert rig.restarts() == 2
+
+    # The units provision.sh installed run what install-release.sh installed: systemd finds every binary.
+    verdict = verify(rig.root, ["appliance.service", "appliance-update.service", "appliance-update.path"])
+    assert verdict.code == 0 and verdict.output == "", verdict.output
+
+
+def test_update_whose_health_check_fails_rolls_back(mqtt_rig: DeviceRig, broker: Broker) -> None:
+    rig = mqtt_rig
+    assert rig.install("1.0.0").code == 0
+    rig.broken.append("1.1.0")  # installs and passes doctor, but the service does not come up
+
+    run = rig.install("1.1.0")
+
+    assert run.code == 1
+    assert run.result is not None
+    assert run.result["outcome"] == "rolled_back" and run.result["failed_step"] == "health"
+    assert run.result["running"] == "1.0.0" and run.result["message"].endswith("back on 1.0.0")
+    assert rig.link("current") == "releases/1.0.0" and rig.link("previous") is None
+    assert not (rig.app_dir / "releases/1.1.0").exists()
+    assert rig.restarts() == 3  # 1.0.0, the broken 1.1.0, 1.0.0 again
+    assert retained_status(broker) == {"state": "online", "version": "1.0.0"}
+
+
+def test_update_that_fails_before_the_switch_leaves_the_running_release_alone(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+
+    wrong = rig.install("1.2.0", "1.1.0")  # the wheel is another version than announced
+    assert wrong.code == 1 and wrong.result is not None
+    assert wrong.result["failed_step"] == "check" and wrong.result["outcome"] == "rolled_back"
+    assert "the wheel installs 'appliance 1.1.0', not appliance 1.2.0" in wrong.result["message"]
+
+    config = rig.root / "etc/appliance/appliance.toml"
+    config.write_text(config.read_text().replace("[mqtt]\nenabled = false\n", "[mqtt]\nenabled = true\nport = 9\n"))
+    doctor = rig.install("1.1.0", None, "--no-mqtt")
+    assert doctor.code == 1 and doctor.result is not None
+    assert doctor.result["failed_step"] == "doctor" and doctor.result["running"] == "1.0.0"
+    assert doctor.result["message"].startswith("step doctor failed: mqtt broker: localhost:9:")
+
+    assert rig.link("current") == "releases/1.0.0"
+    assert sorted(p.name for p in (rig.app_dir / "releases").iterdir()) == ["1.0.0"]
+    assert rig.restarts() == 1
+
+
+def test_rollback_goes_back_and_forward_again(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    assert rig.install("1.1.0").code == 0
+
+    back = rig.rollback()
+    assert back.code == 0, back.stderr
+    assert rig.link("current") == "releases/1.0.0" and rig.link("previous") == "releases/1.1.0"
+    assert "health-check: healthy: 1.0.0" in back.stderr
+
+    forward = rig.rollback()
+    assert forward.code == 0 and rig.link("current") == "releases/1.1.0"
+    assert rig.restarts() == 4
+
+    missing = rig.rollback("--to", "0.9.0")
+    assert missing.code == 1 and "release 0.9.0 is not installed" in missing.stderr
+    assert rig.link("current") == "releases/1.1.0"
+
+
+def test_rollback_reports_an_unhealthy_release(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    assert rig.install("1.1.0").code == 0
+    rig.broken.append("1.0.0")
+    back = rig.rollback()
+    assert back.code == 1 and "1.0.0 is not healthy after the rollback" in back.stderr
+
+
+def test_a_second_install_is_refused_while_one_runs(rig: DeviceRig) -> None:
+    lock = rig.root / "run/lock/appliance-update.lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        run = rig.install("1.0.0")
+    assert run.code == 1 and run.result is not None and run.result["outcome"] == "busy"
+    assert rig.link("current") is None and rig.restarts() == 0
+
+
+def test_bad_usage_exits_2(rig: DeviceRig) -> None:
+    assert rig.script("install-release.sh", "--version", "1.0.0").code == 2
+    bad = rig.script("install-release.sh", "--version", "../etc", "--wheel", "x.whl")
+    assert bad.code == 2 and "not a version" in bad.stderr
+    assert rig.script("rollback.sh", "--bogus").code == 2
+    assert rig.script("health-check.sh").code == 2  # no release yet, no --version
+
+
+def test_every_script_is_shellcheck_clean() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.fail("shellcheck is not installed (scripts/setup --test installs it)")
+    scripts = sorted(SCRIPTS.glob("*.sh"))
+    assert len(scripts) == 6
+    done = subprocess.run(
+        ["shellcheck", "-x", *map(str, scripts), str(STAND_IN)], cwd=SCRIPTS, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout
