@@ -36,6 +36,7 @@ class RoomCall:
 
     def describe(self) -> dict[str, Any]:
         return {
+            "room": self.name,
             "status": self.transport.status,
             "caller": self.caller,
             "conversation": "device" if self.primary else ("own" if self.session else None),

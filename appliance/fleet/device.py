@@ -30,7 +30,7 @@ def connect_fleet(
 ) -> FleetLink:
     """The link (run it with `link.run(stop)`); a `restart` command sets `stop`."""
     commands = DeviceCommands(config, session, request_restart=stop.set, store=store, appliance=appliance, calls=calls)
-    telemetry = Telemetry(session)
+    telemetry = Telemetry(session, calls=calls.snapshot if calls is not None else None)
     discovery = discovery_payload(link_topics(config), agent_names())
     link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version, discovery)
     link.report_config(effective_config(config), commands.config_version)

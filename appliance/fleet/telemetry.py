@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,12 @@ THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
 class Telemetry:
-    def __init__(self, session: VoiceSession | None, window: int = 50) -> None:
+    def __init__(
+        self, session: VoiceSession | None, window: int = 50, calls: Callable[[], list[dict[str, Any]]] | None = None
+    ) -> None:
         self.session = session
+        self.calls = calls
+        """The rooms the box is in (the call manager's snapshot), when remote calls run."""
         self.started = time.monotonic()
         self._cpu = (time.monotonic(), time.process_time())
         self._latencies: deque[int] = deque(maxlen=window)
@@ -47,6 +52,8 @@ class Telemetry:
                 "turns": len(latencies),
             },
         }
+        if self.calls is not None:
+            data["calls"] = self.calls()
         if self.session is not None:
             data["providers"] = self.session.providers.descriptors()
             data["agent"] = self.session.agent.name

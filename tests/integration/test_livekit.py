@@ -15,7 +15,7 @@ from appliance.audio.wav import read_wav
 from appliance.ops.livekit_server import LocalLiveKitServer
 from tests.fakes import silence
 from tests.integration.app_process import Appliance
-from tests.integration.broker import mosquitto, rr
+from tests.integration.broker import collect, mosquitto, rr
 from tests.integration.conftest import DATA
 from tests.integration.livekit_rig import (
     DEVICE_IDENTITY,
@@ -77,6 +77,7 @@ def test_handoff_moves_the_device_conversation_to_a_room_an_operator_takes_over_
             "APPLIANCE_MQTT__PORT": str(broker.port),
             "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
             "APPLIANCE_STATE__DIR": str(rig.root / "state"),
+            "APPLIANCE_MQTT__TELEMETRY_INTERVAL_S": "1",
         }
         app = Appliance(rig, models_dir, env=env)
         try:
@@ -109,6 +110,16 @@ def test_handoff_moves_the_device_conversation_to_a_room_an_operator_takes_over_
                     heard = transcribe(models_dir, AudioChunk(peer.recording(spoken_until), ENGINE_RATE))
                     assert overlap(record["agent_text"], heard) >= 0.6, (record["agent_text"], heard)
                     assert not audible(AudioChunk(rig.speaker().samples[speaker_before:], ENGINE_RATE), 0, 1e9)
+                    (telemetry,) = await collect(broker, f"appliance/{DEVICE_IDENTITY}/telemetry", 1)
+                    assert telemetry["calls"] == [
+                        {
+                            "room": "kitchen",
+                            "status": "connected",
+                            "caller": "caller-1",
+                            "conversation": "device",
+                            "participants": ["caller-1"],
+                        }
+                    ], telemetry
                     # The device's microphone no longer feeds the conversation.
                     rig.say(read_wav(DATA / "questions" / "q04.wav"))
                     await asyncio.sleep(4.0)
