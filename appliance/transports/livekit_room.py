@@ -2,8 +2,9 @@
 
 The device joins as a participant (`livekit` Python SDK), publishes one audio track
 at 48 kHz and listens to one remote participant at a time (the caller, or an
-operator while one has taken over). Audio is converted at this edge with soxr,
-like the device's. A dropped connection is rejoined with backoff; a join has a
+operator while one has taken over). The agent's 16 kHz voice is converted to 48 kHz
+with soxr at this edge; what the caller says arrives at 16 kHz from the SDK's own
+(WebRTC) resampler. A dropped connection is rejoined with backoff; a join has a
 timeout and fails with one clear line.
 
 What the room's audio is for (a conversation, an intercom, a 'busy' line) is the
@@ -292,13 +293,14 @@ class RoomTransport:
     async def _hear(self, track: Any) -> None:
         from livekit import rtc
 
-        stream = rtc.AudioStream(track, sample_rate=ROOM_RATE, num_channels=1)
-        resampler = StreamResampler(ROOM_RATE, ENGINE_RATE)
+        # The SDK converts to 16 kHz natively (WebRTC's resampler) and hands over 20 ms at a time:
+        # half the per-frame crossings of its default 10 ms, which is most of a quiet call's CPU.
+        stream = rtc.AudioStream(track, sample_rate=ENGINE_RATE, num_channels=1, frame_size_ms=20)
         splitter = FrameSplitter(512)
         try:
             async for event in stream:
                 samples = np.frombuffer(event.frame.data, dtype=np.int16)
-                for frame in splitter.push(resampler.push(samples)):
+                for frame in splitter.push(samples):
                     peer = self.peer
                     if peer is not None:
                         await peer.feed(frame)
