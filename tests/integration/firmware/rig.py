@@ -105,8 +105,9 @@ class DeviceRig:
         return self.script("provision.sh", "--no-packages", "--no-user", "--config", str(config))
 
     def install_options(self) -> list[str]:
+        """What every install here needs besides version, wheel and result file: a cheap venv, short waits."""
         options = ["--no-deps", "--site-packages", sysconfig.get_path("purelib"), "--no-model-urls"]
-        options += ["--health-timeout", "15", "--settle", "0.3", "--result-file", str(self.base / "result.json")]
+        options += ["--health-timeout", "15", "--settle", "0.3"]
         if self.broker_port is None:
             options.append("--no-mqtt")
         return options
@@ -114,6 +115,7 @@ class DeviceRig:
     def install(self, version: str, wheel: str | None = None, *extra: str) -> Run:
         """install-release.sh for `version`, from the wheel built for `wheel` (default: the same version)."""
         options = ["--version", version, "--wheel", str(self.wheels[wheel or version]), *self.install_options()]
+        options += ["--result-file", str(self.base / "result.json")]
         if self.link("current") is None:
             options += ["--models-from", str(self.models)]
         return self.script("install-release.sh", *options, *extra)

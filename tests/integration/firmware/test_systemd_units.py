@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.firmware.systemd_verify import exec_paths, verify
 
-UNITS_DIR = Path(__file__).resolve().parents[2] / "systemd"
+UNITS_DIR = Path(__file__).resolve().parents[3] / "systemd"
 UNITS = ["appliance.service", "appliance-update.service", "appliance-update.path"]
 
 

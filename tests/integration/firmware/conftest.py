@@ -1,0 +1,52 @@
+"""A device under a temporary root: release wheels, the default models as hard links, a broker, the rig."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.ops.manifest import load_manifest
+from tests.integration.broker import Broker, mosquitto
+from tests.integration.firmware.rig import DeviceRig
+from tests.integration.firmware.wheel import build_wheel
+
+
+@pytest.fixture(scope="session")
+def release_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("wheels")
+    return {version: build_wheel(version, out) for version in ("1.0.0", "1.1.0")}
+
+
+@pytest.fixture(scope="session")
+def default_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default models of the real store, as hard links (what a device carries; no copying)."""
+    store = tmp_path_factory.mktemp("models")
+    for model in load_manifest().defaults():
+        for file in model.files:
+            target = store / model.name / file.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(models_dir / model.name / file.path, target)
+    return store
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with mosquitto() as broker:
+        yield broker
+
+
+@pytest.fixture
+def rig(tmp_path: Path, release_wheels: dict[str, Path], default_models: Path) -> DeviceRig:
+    device = DeviceRig(tmp_path, release_wheels, default_models)
+    assert device.provision().code == 0
+    return device
+
+
+@pytest.fixture
+def mqtt_rig(tmp_path: Path, release_wheels: dict[str, Path], default_models: Path, broker: Broker) -> DeviceRig:
+    device = DeviceRig(tmp_path, release_wheels, default_models, broker_port=broker.port)
+    assert device.provision().code == 0
+    return device
