@@ -118,13 +118,18 @@ def livekit_credentials(config: AppConfig) -> Check:
 
 
 def model_checks(config: AppConfig) -> list[Check]:
+    """Every default model and every model a local provider in the config names; others only if present."""
+    configured = {d.partition("/")[2].partition(":")[0] for chain in _chains(config).values() for d in chain
+                  if d.startswith("local/")}  # fmt: skip
     store = ModelStore(config.models.dir, load_manifest())
     checks = []
     for row in store.list_rows():
-        if not row.default and not row.present:
+        needed = row.default or row.name in configured
+        if not needed and not row.present:
             continue
-        detail = "verified" if row.verified else ("corrupted" if row.present else "missing: appliance models fetch")
-        checks.append(Check(f"model {row.name}", row.verified, detail, required=row.default))
+        fix = "appliance models fetch" + ("" if row.default else f" {row.name}")
+        detail = "verified" if row.verified else ("corrupted" if row.present else f"missing: {fix}")
+        checks.append(Check(f"model {row.name}", row.verified, detail, required=needed))
     return checks
 
 

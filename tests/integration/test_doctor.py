@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -113,6 +115,20 @@ def test_missing_models_fail_and_name_the_fix(cli: Cli, tmp_path: Path) -> None:
     assert model == {"name": "model smollm2-135m", "ok": False, "detail": "missing: appliance models fetch",
                      "required": True}  # fmt: skip
     assert code == 1
+
+
+def test_a_configured_model_that_is_not_a_default_is_required(cli: Cli, tmp_path: Path, models_dir: Path) -> None:
+    store = tmp_path / "defaults-only"
+    for name in ("silero-vad", "whisper-tiny.en", "smollm2-135m", "piper-joe-medium"):
+        shutil.copytree(models_dir / name, store / name, copy_function=os.link)
+    env = {"APPLIANCE_MODELS__DIR": str(store)}
+    code, report = doctor(cli, tmp_path, '[stt]\nprovider = "local/whisper-base"\n', env=env)
+    assert check(report, "model whisper-base") == {"name": "model whisper-base", "ok": False,
+                                                   "detail": "missing: appliance models fetch whisper-base",
+                                                   "required": True}  # fmt: skip
+    assert code == 1
+    code, report = doctor(cli, tmp_path, "", env=env)
+    assert "model whisper-base" not in [c["name"] for c in report["checks"]] and code == 0
 
 
 def test_table_output_marks_failures(cli: Cli, tmp_path: Path) -> None:
