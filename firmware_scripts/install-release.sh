@@ -34,7 +34,7 @@
 #
 # shellcheck disable=SC2317  # the steps are called by name (step_$STEP), which shellcheck cannot follow
 set -euo pipefail
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 VERSION="" WHEEL="" EXTRAS="device,cloud,fleet" NO_DEPS=0 SYSTEM_SITE=0 MODELS_FROM="" NO_MODEL_URLS=0

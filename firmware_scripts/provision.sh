@@ -15,7 +15,7 @@
 #   --no-enable         install the units without enabling them
 #   --systemctl CMD     the systemctl to call (a stand-in in tests)                     [$SYSTEMCTL or systemctl]
 set -euo pipefail
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PACKAGES=(python3 python3-venv libportaudio2 alsa-utils espeak-ng ca-certificates util-linux)

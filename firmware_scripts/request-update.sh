@@ -14,7 +14,7 @@
 #   --root DIR         prefix every path with DIR                                          [/]
 #   --timeout S        how long to wait for the outcome                                   [1800]
 set -euo pipefail
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 VERSION="" WHEEL="" RESULT_FILE="" TIMEOUT=1800

@@ -16,7 +16,7 @@
 #   --config FILE        the device config                            [/etc/appliance/appliance.toml]
 #   --systemctl CMD      the systemctl to call (a stand-in in tests)                 [$SYSTEMCTL or systemctl]
 set -euo pipefail
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TO="" RESTART=1 HEALTH_TIMEOUT=120 SETTLE=5 NO_MQTT=0 CONFIG_ARG=""

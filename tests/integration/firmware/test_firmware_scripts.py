@@ -157,7 +157,5 @@ def test_every_script_is_shellcheck_clean() -> None:
         pytest.fail("shellcheck is not installed (scripts/setup --test installs it)")
     scripts = sorted(SCRIPTS.glob("*.sh"))
     assert len(scripts) == 6
-    done = subprocess.run(
-        ["shellcheck", "-x", *map(str, scripts), str(STAND_IN)], cwd=SCRIPTS, capture_output=True, text=True
-    )
+    done = subprocess.run(["shellcheck", "-x", *map(str, scripts), str(STAND_IN)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
