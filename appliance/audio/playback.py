@@ -49,9 +49,12 @@ class PlaybackQueue:
         """Gain (0-1) applied to what is queued from now on."""
         self._pieces: deque[_Piece] = deque()
         self._audible_seen: set[int] = set()
+        self._ended = False
 
     def play(self, chunk: AudioChunk, utterance: int, piece: int = 0) -> None:
         """Queue audio (any rate; converted here, at the edge)."""
+        if self._ended:
+            return
         converted = resample(chunk, self.sample_rate)
         samples = converted.samples
         if self.volume != 1.0:
@@ -62,6 +65,12 @@ class PlaybackQueue:
     @property
     def queued_samples(self) -> int:
         return sum(len(p.samples) - p.offset for p in self._pieces)
+
+    def end_after_current(self) -> None:
+        """A clean stop: what is playing now finishes; everything after it, queued or still to come, is
+        dropped. One way: the queue takes nothing more."""
+        self._pieces = deque(list(self._pieces)[:1])
+        self._ended = True
 
     def has_audio_for(self, utterance: int) -> bool:
         return any(p.utterance == utterance for p in self._pieces)

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from appliance.cli import EXIT_OK
 from appliance.commands.common import load_appliance
-from appliance.commands.run import OUTPUT_RATE, device_options
+from appliance.commands.serve import OUTPUT_RATE, device_options
 from appliance.config import AppConfig
 from appliance.transports.device import DeviceTransport
 from appliance.voice.activation import ActivationMode

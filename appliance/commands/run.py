@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import signal
 import sys
 from importlib import resources
 from pathlib import Path
 
 from appliance.audio.wav import WavError, read_wav, write_wav
-from appliance.calls.manager import CallManager
-from appliance.calls.setup import auto_join_credentials, create_calls
 from appliance.cli import EXIT_OK, EXIT_USAGE, CliError
 from appliance.commands.common import load_appliance
+from appliance.commands.serve import OUTPUT_RATE, print_turn, serve
 from appliance.config import AppConfig
-from appliance.fleet.device import connect_fleet
 from appliance.ops.config_store import ConfigStore
-from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.file import FileTransport
-from appliance.voice.turn_record import TurnRecord
 
-OUTPUT_RATE = 16_000
 BUNDLED_REPLY = Path("appliance-reply.wav")
 
 
@@ -50,7 +42,7 @@ async def run_file(config: AppConfig, input_path: Path, output_path: Path, *, as
     appliance = await load_appliance(config)
     try:
         session = appliance.new_session(OUTPUT_RATE)
-        session.on_turn.append(lambda record: _print_turn(record, as_json))
+        session.on_turn.append(lambda record: print_turn(record, as_json))
         result = await FileTransport(session, realtime=not fast).run(audio)
         await session.aclose()
     finally:
@@ -61,22 +53,11 @@ async def run_file(config: AppConfig, input_path: Path, output_path: Path, *, as
     return EXIT_OK
 
 
-def _print_turn(record: TurnRecord, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(record.to_json()), flush=True)
-        return
-    print(f"you:   {record.user_text}", flush=True)
-    print(f"agent: {record.agent_text}{' [interrupted]' if record.interrupted else ''}", flush=True)
-    print(f"       {record.latency_summary()}", flush=True)
-    if record.error:
-        print(f"       error: {record.error}", flush=True)
-
-
 async def _run_device(config: AppConfig, as_json: bool, store: ConfigStore | None = None) -> int:
     from appliance.commands.devices import default_devices
 
     if config.audio.input == "none":
-        return await run_headless(config, store)
+        return await serve(config, with_device=False, as_json=as_json, store=store)
     devices = default_devices()
     if config.audio.input_device is None and (devices.input is None or devices.output is None):
         question = bundled_question()
@@ -86,87 +67,4 @@ async def _run_device(config: AppConfig, as_json: bool, store: ConfigStore | Non
             file=sys.stderr,
         )
         return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
-    return await run_on_device(config, as_json, store)
-
-
-async def run_headless(config: AppConfig, store: ConfigStore | None = None) -> int:
-    """No microphone: load the engines and serve LiveKit callers and MQTT commands until SIGTERM."""
-    appliance = await load_appliance(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(
-        'headless ([audio] input = "none"): engines ready, no microphone; waiting for calls and commands',
-        file=sys.stderr,
-        flush=True,
-    )
-    session = appliance.new_session(OUTPUT_RATE)
-    session.on_turn.append(lambda record: _print_turn(record, False))
-    calls = create_calls(config, appliance, session, device=None)
-    try:
-        _start_calls(calls, config)
-        if config.mqtt.enabled:
-            # No microphone and no speaker: commands that act on the device's own session say so.
-            link = connect_fleet(config, None, stop, store=store, calls=calls)
-            link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
-            await link.run(stop)
-        else:
-            await stop.wait()
-    finally:
-        await calls.aclose()
-        await session.aclose()
-        await appliance.aclose()
-    return EXIT_OK
-
-
-def _start_calls(calls: CallManager, config: AppConfig) -> None:
-    """Auto-join in the background: an unreachable server must not hold up the device."""
-    task = asyncio.get_running_loop().create_task(calls.start(auto_join_credentials(config)), name="calls-start")
-    calls.keep(task)
-
-
-async def run_on_device(config: AppConfig, as_json: bool, store: ConfigStore | None = None) -> int:
-    """Listen on the microphone and answer on the speaker until SIGINT or SIGTERM."""
-    appliance = await load_appliance(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        session = appliance.new_session(OUTPUT_RATE)
-        session.on_turn.append(lambda record: _print_turn(record, as_json))
-        transport = DeviceTransport(session, device_options(config))
-        transport.on_status.append(lambda status: print(f"sound device: {status}", file=sys.stderr, flush=True))
-        calls = create_calls(config, appliance, session, transport)
-        _start_calls(calls, config)
-        if config.mqtt.enabled:
-            link = connect_fleet(config, session, stop, store=store, appliance=appliance, calls=calls)
-            link.on_status.append(lambda status: print(f"mqtt: {status}", file=sys.stderr, flush=True))
-            transport.on_status.append(
-                lambda status: (
-                    link.publish_event({"type": "error", "source": "sound device", "message": status})
-                    if status.startswith(("unavailable", "lost"))
-                    else None
-                )
-            )
-            await asyncio.gather(transport.run(stop), link.run(stop))
-        else:
-            await transport.run(stop)
-        await calls.aclose()
-        await session.aclose()
-    finally:
-        await appliance.aclose()
-    return EXIT_OK
-
-
-def device_options(config: AppConfig) -> DeviceOptions:
-    audio = config.audio
-    return DeviceOptions(
-        input_device=audio.input_device,
-        output_device=audio.output_device,
-        sample_rate=audio.sample_rate,
-        block_ms=audio.block_ms,
-        speaker_buffer_ms=audio.speaker_buffer_ms,
-        echo_cancellation=audio.echo_cancellation,
-    )
+    return await serve(config, with_device=True, as_json=as_json, store=store)

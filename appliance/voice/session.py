@@ -305,6 +305,24 @@ class VoiceSession:
         self._set_state(SessionState.LISTENING)
         return True
 
+    async def finish_sentence(self, limit_s: float = 10.0) -> None:
+        """For a clean stop: hear nothing more, let the sentence being spoken end, then stop the reply.
+
+        The transport must keep pulling audio meanwhile (that is what plays the sentence out).
+        """
+        self.set_activation_mode(ActivationMode.MUTED)
+        if self.state is SessionState.SPEAKING:
+            self.output.end_after_current()
+            active = self._active
+            if active is not None and active.reply is not None:
+                # No more text or audio for this reply: what was heard is what the record keeps.
+                self._in_background(active.reply.cancel())
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limit_s
+            while self.output.queued_samples and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+        self.stop_speaking()
+
     def listen(self) -> None:
         """Take the next utterance as a request, as if the wake phrase had been said."""
         self.activation.accepted(self._now)

@@ -184,3 +184,17 @@ def test_drained_is_not_reported_while_a_piece_remains() -> None:
     queue.play(_ramp(1, 300), utterance=1, piece=1)
     queue.pull(400, 0.0)
     assert recorder.of("drained") == []
+
+
+def test_end_after_current_lets_the_playing_piece_finish_and_takes_nothing_more() -> None:
+    queue, recorder = _queue()
+    queue.play(_ramp(1, 100), utterance=1, piece=0)
+    queue.play(_ramp(1, 100), utterance=1, piece=1)
+    queue.pull(40, 0.0)  # piece 0 is playing
+    queue.end_after_current()
+    queue.play(_ramp(1, 100), utterance=1, piece=2)  # the reply was still producing
+    rest = queue.pull(200, 40 / RATE)
+    np.testing.assert_array_equal(rest[:60], np.arange(41, 101))
+    assert not rest[60:].any()
+    assert recorder.of("started") == [(1, 0, 0.0)]
+    assert queue.queued_samples == 0
