@@ -33,6 +33,7 @@ from appliance.transports.livekit_room import Role, RoomError, RoomRules, RoomTr
 from appliance.transports.ports import Announcement, Intercom, SessionPort
 from appliance.voice.activation import ActivationMode
 from appliance.voice.session import VoiceSession
+from appliance.voice.state import SessionState
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class CallManager:
         self._primary_port = SessionPort(primary)
         self._ports: dict[int, SessionPort] = {id(primary): self._primary_port}
         self._home_mode = primary.activation.mode
+        self._follow_session(primary)
         self._intercom = Intercom()
         self._operator: tuple[RoomCall, str] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -249,6 +251,7 @@ class CallManager:
         elif self.sessions_in_use() < self.config.max_sessions:
             session = self.new_session()
             session.set_activation_mode(ActivationMode.ALWAYS)
+            self._follow_session(session)
             self._ports[id(session)] = SessionPort(session)
             call.session = session
         elif self.primary_call is None:
@@ -275,6 +278,28 @@ class CallManager:
         else:
             self._ports.pop(id(session), None)
             self._spawn(session.aclose())
+
+    def _follow_session(self, session: VoiceSession) -> None:
+        """Show a session's state and captions in whichever room it is talking in."""
+
+        def state(value: SessionState) -> None:
+            self._in_room_of(session, lambda room: room.publish_state(value.value))
+
+        def heard(text: str, final: bool) -> None:
+            if final:
+                self._in_room_of(session, lambda room: room.publish_transcript(text, from_caller=True))
+
+        def said(text: str) -> None:
+            self._in_room_of(session, lambda room: room.publish_transcript(text, from_caller=False))
+
+        session.on_state.append(state)
+        session.on_transcript.append(heard)
+        session.on_agent_text.append(said)
+
+    def _in_room_of(self, session: VoiceSession, action: Callable[[RoomTransport], None]) -> None:
+        for call in self.calls:
+            if call.session is session and (self._operator is None or self._operator[0] is not call):
+                action(call.transport)
 
     # ----- the one place that decides ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ the first result without running the command again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
@@ -43,6 +44,8 @@ class CommandRouter:
     def __init__(self, commands: Mapping[str, tuple[type[CommandArgs], Handler]]) -> None:
         self.commands = dict(commands)
         self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._running: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        """Commands still running, by id: a repeat while the first runs waits for its reply."""
 
     async def handle(self, name: str, payload: bytes) -> dict[str, Any]:
         """The reply to one command message (never raises)."""
@@ -61,6 +64,9 @@ class CommandRouter:
                 raise CommandError("bad_request", "every command needs a string `id`")
             if command_id in self._answered:
                 return self._answered[command_id]
+            if command_id in self._running:
+                return await asyncio.shield(self._running[command_id])
+            self._running[command_id] = asyncio.get_running_loop().create_future()
             if name not in self.commands:
                 known = ", ".join(sorted(self.commands))
                 raise CommandError("unknown_command", f"unknown command {name!r} (known: {known})")
@@ -87,4 +93,7 @@ class CommandRouter:
             self._answered[command_id] = reply
             while len(self._answered) > REMEMBERED_IDS:
                 self._answered.popitem(last=False)
+            running = self._running.pop(command_id, None)
+            if running is not None and not running.done():
+                running.set_result(reply)
         return reply

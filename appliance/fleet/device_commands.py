@@ -17,6 +17,7 @@ from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
 from appliance.fleet.config_apply import apply_config
+from appliance.fleet.update_command import UpdateCommand
 from appliance.ops.config_store import ConfigStore, StaleVersionError
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials, room_credentials
 from appliance.voice.activation import ActivationMode
@@ -99,6 +100,7 @@ class DeviceCommands:
             "mute": (MuteArgs, self.mute),
             "restart": (Empty, self.restart),
             "volume": (VolumeArgs, self.volume),
+            "update": UpdateCommand(self.config).entry(),
         }
         return CommandRouter(table)
 

@@ -52,6 +52,7 @@ class FleetLink:
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
         self._wake = asyncio.Event()
         self._reported: dict[str, Any] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     # ----- publishing (from anywhere in the app) ---------------------------------------------------
 
@@ -140,9 +141,9 @@ class FleetLink:
             # A clean stop: say so ourselves (the will only fires on an unclean one).
             await client.publish(self.topics.status, json.dumps(self._status("offline")), qos=1, retain=True)
         finally:
-            for task in [*tasks, stopping]:
+            for task in [*tasks, stopping, *self._in_flight]:
                 task.cancel()
-            await asyncio.gather(*tasks, stopping, return_exceptions=True)
+            await asyncio.gather(*tasks, stopping, *self._in_flight, return_exceptions=True)
             self.connected.clear()
 
     async def _announce_to_home_assistant(self, client: Any) -> None:
@@ -155,10 +156,16 @@ class FleetLink:
                 if bytes(message.payload or b"").strip() == b"online":  # Home Assistant (re)started
                     await self._announce_to_home_assistant(client)
                 continue
-            name = Topics.command_name(str(message.topic))
-            reply = await self.router.handle(name, bytes(message.payload or b""))
-            reply["device"] = self.topics.device_id  # group and fleet-wide commands get many replies
-            await self._answer(client, message, name, reply)
+            # Each command in its own task: a slow one (an update, joining a room) must not hold up a ping.
+            task = asyncio.create_task(self._command(client, message))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _command(self, client: Any, message: Any) -> None:
+        name = Topics.command_name(str(message.topic))
+        reply = await self.router.handle(name, bytes(message.payload or b""))
+        reply = {**reply, "device": self.topics.device_id}  # group and fleet-wide commands get many replies
+        await self._answer(client, message, name, reply)
 
     async def _answer(self, client: Any, message: Any, name: str, reply: dict[str, Any]) -> None:
         from paho.mqtt.packettypes import PacketTypes

@@ -45,6 +45,10 @@ class RoomPeer:
         self.heard: list[tuple[float, Int16Array]] = []
         """(arrival time.monotonic(), 16 kHz samples) for each frame from `listen_to`."""
         self.room: Any = None
+        self.captions: list[str] = []
+        """Text `listen_to` published on the `lk.transcription` stream (what it heard and what it said)."""
+        self.agent_states: list[str] = []
+        """Each `lk.agent.state` that `listen_to` went through."""
         self._outgoing = AudioPipe(max_s=120)
         self._tasks: list[asyncio.Task[None]] = []
         self._source: Any = None
@@ -54,6 +58,8 @@ class RoomPeer:
 
         self.room = rtc.Room()
         self.room.on("track_subscribed", self._subscribed)
+        self.room.on("participant_attributes_changed", self._attributes_changed)
+        self.room.register_text_stream_handler("lk.transcription", self._caption)
         await self.room.connect(self.url, self.token)
         for participant in self.room.remote_participants.values():
             for publication in participant.track_publications.values():
@@ -98,6 +104,18 @@ class RoomPeer:
         if self.room is not None:
             with contextlib.suppress(Exception):
                 await self.room.disconnect()
+
+    def _attributes_changed(self, changed: dict[str, str], participant: Any) -> None:
+        if participant.identity == self.listen_to and "lk.agent.state" in changed:
+            self.agent_states.append(changed["lk.agent.state"])
+
+    def _caption(self, reader: Any, identity: str) -> None:
+        async def read() -> None:
+            text = await reader.read_all()
+            if identity == self.listen_to:
+                self.captions.append(text)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(read()))
 
     def _subscribed(self, track: Any, _publication: Any, participant: Any) -> None:
         from livekit import rtc

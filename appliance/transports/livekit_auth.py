@@ -38,7 +38,9 @@ class RoomCredentials:
             raise RoomConfigError("no livekit token, and no api_key/api_secret and room to mint one")
         from livekit import api
 
-        grants = api.VideoGrants(room_join=True, room=self.room, can_publish=True, can_subscribe=True)
+        grants = api.VideoGrants(
+            room_join=True, room=self.room, can_publish=True, can_subscribe=True, can_update_own_metadata=True
+        )
         return (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(self.identity)

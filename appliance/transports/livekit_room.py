@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 ROOM_RATE = 48_000
 """What WebRTC's Opus runs at: the published track is 48 kHz."""
 _BLOCK_16K = ENGINE_RATE // 100  # 10 ms, what WebRTC moves per packet
+AGENT_STATE = "lk.agent.state"
+TRANSCRIPTION_TOPIC = "lk.transcription"
 HANDBACK_METHOD = "handback"
 """RPC an operator calls to give the conversation back to the agent."""
 
@@ -100,6 +103,8 @@ class RoomTransport:
         self._reader: tuple[str, asyncio.Task[None]] | None = None
         self._leaving = False
         self.connected_at = 0.0
+        self._voice_sid = ""
+        self._attributes_refused = False
         """time.monotonic() of the last (re)join."""
 
     # ----- who is here ---------------------------------------------------------------------------
@@ -211,7 +216,8 @@ class RoomTransport:
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         try:
             async with asyncio.timeout(timeout):
-                await room.local_participant.publish_track(track, options)
+                publication = await room.local_participant.publish_track(track, options)
+                self._voice_sid = publication.sid
         except (TimeoutError, Exception) as exc:
             await self._teardown()
             raise RoomError(f"publishing the agent's voice in {self.name} failed: {exc or 'timed out'}") from None
@@ -338,6 +344,35 @@ class RoomTransport:
                 frame = rtc.AudioFrame(samples.tobytes(), ROOM_RATE, 1, len(samples))
                 await source.capture_frame(frame)
             next_tick = loop.time()
+
+    # ----- what LiveKit's own frontends show --------------------------------------------------------
+
+    def publish_state(self, state: str) -> None:
+        """The agent's state as LiveKit's frontends read it (the `lk.agent.state` attribute)."""
+        room = self._room
+        if room is None or not self.connected or self._attributes_refused:
+            return
+
+        async def publish() -> None:
+            try:
+                await room.local_participant.set_attributes({AGENT_STATE: state})
+            except Exception as exc:  # a token without canUpdateOwnMetadata: say so once, then stop trying
+                self._attributes_refused = True
+                log.info("room %s: cannot show the agent's state (%s)", self.name, exc)
+
+        self._spawn(publish(), "room-state")
+
+    def publish_transcript(self, text: str, from_caller: bool) -> None:
+        """A caption on the `lk.transcription` text stream: what the caller said, or what the agent says."""
+        room = self._room
+        if room is None or not self.connected or not text:
+            return
+        track = self._reader[0] if from_caller and self._reader else self._voice_sid
+        attributes = {"lk.transcription_final": "true", "lk.segment_id": f"seg-{uuid.uuid4().hex[:12]}"}
+        if track:
+            attributes["lk.transcribed_track_id"] = track
+        sent = room.local_participant.send_text(text, topic=TRANSCRIPTION_TOPIC, attributes=attributes)
+        self._spawn(sent, "room-caption")
 
     # ----- helpers ----------------------------------------------------------------------------------
 

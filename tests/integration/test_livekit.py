@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from tests.fakes import silence
 from tests.integration.app_process import Appliance
 from tests.integration.broker import collect, mosquitto, rr
 from tests.integration.conftest import DATA
+from tests.integration.fault_server import FaultServer
 from tests.integration.livekit_rig import (
     DEVICE_IDENTITY,
     HeadlessAppliance,
@@ -42,7 +44,7 @@ def test_a_remote_caller_asks_and_hears_the_answer(
     try:
         device.wait_for("livekit: kitchen: joined")
 
-        async def call() -> tuple[str, str]:
+        async def call() -> tuple[str, str, list[str], list[str]]:
             peer = await caller(livekit)
             try:
                 await wait_until(lambda: "caller_joined identity=caller-1" in device.log(), what="the caller")
@@ -51,15 +53,19 @@ def test_a_remote_caller_asks_and_hears_the_answer(
                 await wait_until(lambda: "agent: " in device.log(), timeout=30, what="a reply")
                 await asyncio.sleep(4.0)
                 heard = AudioChunk(peer.recording(since=spoken_until), ENGINE_RATE)
-                return transcribe(models_dir, heard), device.log()
+                return transcribe(models_dir, heard), device.log(), peer.captions, peer.agent_states
             finally:
                 await peer.leave()
 
-        heard, log = asyncio.run(call())
+        heard, log, captions, states = asyncio.run(call())
+        # What LiveKit's own frontends show: the agent's state and captions of both sides.
+        assert states[:3] == ["thinking", "speaking", "listening"], states
+        assert overlap("How many days are in a week?", captions[0]) >= 0.8, captions
         you = next(line for line in log.splitlines() if line.startswith("you:"))
         agent = next(line for line in log.splitlines() if line.startswith("agent:"))
         assert overlap("How many days are in a week?", you) >= 0.8, you
         assert overlap(agent.removeprefix("agent:"), heard) >= 0.6, (agent, heard)
+        assert overlap(agent.removeprefix("agent:"), " ".join(captions[1:])) == 1.0, (agent, captions)
         device.wait_for("caller_left identity=caller-1")
         assert device.stop() == 0
     finally:
@@ -282,3 +288,45 @@ def test_beyond_capacity_a_dispatch_is_told_busy_and_the_running_call_goes_on(
             assert device.stop() == 0
         finally:
             device.stop()
+
+
+def test_a_join_that_hangs_does_not_hold_up_other_commands(models_dir: Path, tmp_path: Path) -> None:
+    """A LiveKit server that accepts and never answers: the handoff waits for its timeout, a ping does not."""
+    hung = FaultServer().start()
+    hung.mode = "hang"
+    with mosquitto() as broker:
+        env = {
+            "APPLIANCE_LIVEKIT__URL": f"ws://127.0.0.1:{hung.port}",
+            "APPLIANCE_LIVEKIT__TOKEN": "a-token",
+            "APPLIANCE_LIVEKIT__CONNECT_TIMEOUT_S": "4",
+            "APPLIANCE_MQTT__ENABLED": "true",
+            "APPLIANCE_MQTT__HOST": "127.0.0.1",
+            "APPLIANCE_MQTT__PORT": str(broker.port),
+            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+        }
+        device = HeadlessAppliance(models_dir, tmp_path, env)
+        topic = f"appliance/{DEVICE_IDENTITY}/cmd/"
+        try:
+            device.wait_for("mqtt: connected")
+            results: dict[str, tuple[float, dict[str, object]]] = {}
+
+            def send(name: str, payload: str) -> None:
+                started = time.monotonic()
+                reply = rr(broker, topic + name, payload)
+                results[name] = (time.monotonic() - started, reply)
+
+            handoff = threading.Thread(target=send, args=("handoff", '{"id": "h1", "to": "room", "room": "r"}'))
+            handoff.start()
+            time.sleep(0.5)
+            send("ping", '{"id": "p1"}')
+            handoff.join(20)
+            ping_s, ping = results["ping"]
+            handoff_s, refused = results["handoff"]
+            assert ping["ok"] is True and ping_s < 2.0, results
+            assert refused["ok"] is False and refused["error"]["code"] == "unreachable", refused  # type: ignore[index]
+            assert "timed out after 4 s" in refused["error"]["message"]  # type: ignore[index]
+            assert handoff_s > 3.5
+            assert device.stop() == 0
+        finally:
+            device.stop()
+            hung.shutdown()

@@ -45,6 +45,8 @@ class StandInRoom:
         self.on_status: list[Callable[[str], None]] = []
         self.on_handback: list[Callable[[str], None]] = []
         self.left = False
+        self.states: list[str] = []
+        self.captions: list[tuple[str, bool]] = []
 
     @property
     def connected(self) -> bool:
@@ -66,6 +68,12 @@ class StandInRoom:
     async def leave(self) -> None:
         self.left = True
         self.status = "closed"
+
+    def publish_state(self, state: str) -> None:
+        self.states.append(state)
+
+    def publish_transcript(self, text: str, from_caller: bool) -> None:
+        self.captions.append((text, from_caller))
 
     def arrive(self, identity: str, role: Role = Role.CALLER) -> None:
         self.participants[identity] = role

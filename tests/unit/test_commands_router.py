@@ -52,3 +52,25 @@ def test_old_ids_are_forgotten_so_memory_stays_bounded() -> None:
         handle(r, "echo", {"id": str(index), "word": "w"})
     handle(r, "echo", {"id": "0", "word": "again"})  # long forgotten: runs again
     assert calls[-1] == "again" and len(calls) == REMEMBERED_IDS + 6
+
+
+def test_a_repeat_that_arrives_while_the_first_still_runs_waits_for_its_reply() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(args: Echo) -> dict[str, str]:
+        calls.append(args.word)
+        await release.wait()
+        return {"echo": args.word}
+
+    async def main() -> list[dict[str, object]]:
+        r = CommandRouter({"slow": (Echo, slow)})
+        first = asyncio.create_task(r.handle("slow", b'{"id": "a", "word": "one"}'))
+        again = asyncio.create_task(r.handle("slow", b'{"id": "a", "word": "two"}'))
+        await asyncio.sleep(0.01)
+        release.set()
+        return list(await asyncio.gather(first, again))
+
+    first, again = asyncio.run(main())
+    assert first == again == {"id": "a", "ok": True, "result": {"echo": "one"}}
+    assert calls == ["one"]
