@@ -80,6 +80,8 @@ class CallManager:
         self._operator: tuple[RoomCall, str] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._commands = asyncio.Lock()
+        """MQTT commands run side by side; the ones that move conversations take turns."""
         self.rules = RoomRules(
             caller=config.caller,
             operator_prefix=config.operator_prefix,
@@ -121,7 +123,8 @@ class CallManager:
             if exc.permanent:
                 self.calls.remove(call)
                 return
-        self._emit("joined", call) if call.transport.connected else None
+        if call.transport.connected:
+            self._emit("joined", call)
         self._keep_running(call)
         self._reconcile()
 
@@ -139,6 +142,10 @@ class CallManager:
 
     async def handoff_to_room(self, credentials: RoomCredentials) -> dict[str, Any]:
         """Move the primary conversation into a room (joining it if need be)."""
+        async with self._commands:
+            return await self._handoff_to_room(credentials)
+
+    async def _handoff_to_room(self, credentials: RoomCredentials) -> dict[str, Any]:
         current = self.primary_call
         if current is not None:
             if credentials.room in (None, current.name):
@@ -156,6 +163,10 @@ class CallManager:
         return {"room": call.name, **call.describe()}
 
     async def handoff_to_local(self) -> dict[str, Any]:
+        async with self._commands:
+            return await self._handoff_to_local()
+
+    async def _handoff_to_local(self) -> dict[str, Any]:
         call = self.primary_call
         if call is None:
             return {"local": True, "already": True}
@@ -172,6 +183,10 @@ class CallManager:
 
     async def join(self, credentials: RoomCredentials) -> dict[str, Any]:
         """Dispatch: a conversation of its own in a room (the primary stays where it is)."""
+        async with self._commands:
+            return await self._dispatch(credentials)
+
+    async def _dispatch(self, credentials: RoomCredentials) -> dict[str, Any]:
         existing = self._find(credentials.room)
         if existing is not None:
             return {"room": existing.name, "already": True, **existing.describe()}
@@ -185,6 +200,10 @@ class CallManager:
         return {"room": call.name, **call.describe()}
 
     async def leave(self, room: str | None) -> dict[str, Any]:
+        async with self._commands:
+            return await self._leave_rooms(room)
+
+    async def _leave_rooms(self, room: str | None) -> dict[str, Any]:
         targets = [c for c in self.calls if room in (None, c.name)]
         if not targets:
             raise CallError("bad_request", f"not in room {room!r}" if room else "not in any room")

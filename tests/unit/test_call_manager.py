@@ -59,6 +59,7 @@ class StandInRoom:
         self.peer, self.listen_to = peer, listen_to
 
     async def join(self) -> None:
+        await asyncio.sleep(0.01)  # a join takes a while: other commands may arrive meanwhile
         self.connected_at = time.monotonic() - 60
         self.status = "connected"
 
@@ -238,4 +239,18 @@ async def test_after_a_rejoin_a_missing_caller_gets_a_grace_period() -> None:
     hall.arrive("someone-else", Role.OTHER)
     await asyncio.sleep(0)
     assert "caller_left" in box.kinds()
+    await box.calls.aclose()
+
+
+async def test_two_handoffs_at_once_move_the_conversation_once() -> None:
+    box = Box(with_device=True)
+    await box.calls.start(None)
+    results = await asyncio.gather(
+        box.calls.handoff_to_room(credentials("hall")),
+        box.calls.handoff_to_room(credentials("porch")),
+        return_exceptions=True,
+    )
+    assert results[0]["room"] == "hall"  # type: ignore[index]
+    assert isinstance(results[1], CallError) and results[1].code == "busy"
+    assert [r.name for r in box.rooms] == ["hall"]
     await box.calls.aclose()
