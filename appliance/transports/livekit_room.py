@@ -249,6 +249,8 @@ class RoomTransport:
     # ----- participants ---------------------------------------------------------------------------
 
     def _participant_changed(self, participant: Any, notify: bool = True) -> None:
+        if participant.identity == self.credentials.identity:
+            return  # our own earlier connection, still listed while the server replaces it after a rejoin
         role = self.rules.role_of(participant.identity, int(participant.kind), dict(participant.attributes))
         if self.participants.get(participant.identity) is not role:
             self.participants[participant.identity] = role
