@@ -294,6 +294,8 @@ class CallManager:
         if call.primary:
             call.primary = False
             self.primary.set_activation_mode(self._home_mode)
+            if self.device is None:
+                session.output.clear()  # nothing plays at home on a headless box: keep nothing for the next caller
         else:
             self._ports.pop(id(session), None)
             self._spawn(session.aclose())

@@ -105,9 +105,11 @@ class DeviceCommands:
         return CommandRouter(table)
 
     def _session(self) -> VoiceSession:
-        if self.session is None:
-            raise CommandError("not_available", "this device runs headless: no voice session to act on")
-        return self.session
+        if self.session is not None:
+            return self.session
+        if self.calls is not None and self.calls.primary_call is not None:
+            return self.calls.primary  # headless, in a call: act on the conversation in the room
+        raise CommandError("not_available", "this device runs headless and is in no call: no voice session to act on")
 
     async def ping(self, _args: Empty) -> dict[str, Any]:
         state = self.session.state.value if self.session else "headless"

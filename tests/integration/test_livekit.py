@@ -285,6 +285,24 @@ def test_beyond_capacity_a_dispatch_is_told_busy_and_the_running_call_goes_on(
             heard = asyncio.run(call())
             assert overlap(last_reply(device), heard) >= 0.6, heard
             assert "hall" not in device.log().replace("room hall", "")  # never joined
+            # Headless and out of any call, a `say` has nowhere to go; in a call it reaches the caller.
+            device.wait_for("caller_left identity=caller-1")
+            nowhere = rr(broker, topic + "say", json.dumps({"id": "s0", "text": "Hello there."}))
+            assert nowhere["ok"] is False and nowhere["error"]["code"] == "not_available", nowhere
+
+            async def announced() -> str:
+                peer = await caller(livekit, identity="caller-2")
+                try:
+                    await wait_until(lambda: "caller_joined identity=caller-2" in device.log(), what="the caller")
+                    sent = time.monotonic()
+                    said = rr(broker, topic + "say", json.dumps({"id": "s1", "text": "The kitchen door is open."}))
+                    assert said["ok"] is True, said
+                    await asyncio.sleep(4.0)
+                    return transcribe(models_dir, AudioChunk(peer.recording(sent), ENGINE_RATE))
+                finally:
+                    await peer.leave()
+
+            assert overlap("the kitchen door is open", asyncio.run(announced())) >= 0.8
             assert device.stop() == 0
         finally:
             device.stop()
