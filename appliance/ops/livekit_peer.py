@@ -73,7 +73,7 @@ class RoomPeer:
 
     def say(self, samples: Int16Array) -> float:
         """Queue 16 kHz speech; returns when (time.monotonic()) its last sample leaves."""
-        queued = self._outgoing._samples / ENGINE_RATE
+        queued = self._outgoing.queued_s
         self._outgoing.write(samples)
         backlog = self._source.queued_duration if self._source is not None else 0.0
         return time.monotonic() + backlog + queued + len(samples) / ENGINE_RATE

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import numpy as np
 from appliance.audio.echo import EchoCanceller
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_dbfs
 from appliance.audio.resample import StreamResampler
-from appliance.transports.ports import AudioPort, SessionPort
+from appliance.transports.ports import AudioPipe, AudioPort, SessionPort
 from appliance.voice.session import VoiceSession
 
 log = logging.getLogger(__name__)
@@ -62,35 +61,24 @@ class _SpeakerBuffer:
     """Blocks at the device rate, shared by the loop (producer) and the callback thread (consumer)."""
 
     def __init__(self) -> None:
-        self._blocks: deque[Int16Array] = deque()
+        self._pipe = AudioPipe(max_s=5.0, rate=ENGINE_RATE)  # only ever `speaker_buffer_ms` deep
         self._lock = threading.Lock()
-        self.samples = 0
+
+    @property
+    def samples(self) -> int:
+        return self._pipe.queued_samples
 
     def push(self, block: Int16Array) -> None:
         with self._lock:
-            self._blocks.append(block)
-            self.samples += len(block)
+            self._pipe.write(block)
 
     def take(self, count: int) -> Int16Array:
-        out = np.zeros(count, dtype=np.int16)
-        filled = 0
         with self._lock:
-            while filled < count and self._blocks:
-                block = self._blocks[0]
-                n = min(count - filled, len(block))
-                out[filled : filled + n] = block[:n]
-                filled += n
-                if n == len(block):
-                    self._blocks.popleft()
-                else:
-                    self._blocks[0] = block[n:]
-            self.samples -= filled
-        return out
+            return self._pipe.read(count)
 
     def clear(self) -> None:
         with self._lock:
-            self._blocks.clear()
-            self.samples = 0
+            self._pipe.clear()
 
 
 class DeviceTransport:

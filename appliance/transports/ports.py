@@ -51,10 +51,19 @@ class AudioPipe:
     when it is faster it reads silence.
     """
 
-    def __init__(self, max_s: float = 0.3) -> None:
+    def __init__(self, max_s: float = 0.3, rate: int = ENGINE_RATE) -> None:
         self._blocks: deque[Int16Array] = deque()
         self._samples = 0
-        self._limit = round(max_s * ENGINE_RATE)
+        self._rate = rate
+        self._limit = round(max_s * rate)
+
+    @property
+    def queued_samples(self) -> int:
+        return self._samples
+
+    @property
+    def queued_s(self) -> float:
+        return self._samples / self._rate
 
     def write(self, samples: Int16Array) -> None:
         self._blocks.append(samples)

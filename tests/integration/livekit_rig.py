@@ -44,6 +44,16 @@ def livekit_env(server: LocalLiveKitServer, room: str | None = "kitchen", **extr
     return {**env, **extra}
 
 
+def mqtt_env(port: int) -> dict[str, str]:
+    """Settings that put the device on a test broker, under the same id as in its rooms."""
+    return {
+        "APPLIANCE_MQTT__ENABLED": "true",
+        "APPLIANCE_MQTT__HOST": "127.0.0.1",
+        "APPLIANCE_MQTT__PORT": str(port),
+        "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+    }
+
+
 class HeadlessAppliance:
     """`appliance run` with no sound card, as a subprocess; its stderr is the event log."""
 

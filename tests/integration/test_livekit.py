@@ -25,6 +25,7 @@ from tests.integration.livekit_rig import (
     caller,
     livekit,
     livekit_env,
+    mqtt_env,
     wait_until,
 )
 from tests.integration.pulse_rig import pulse_rig
@@ -78,10 +79,7 @@ def test_handoff_moves_the_device_conversation_to_a_room_an_operator_takes_over_
     with mosquitto() as broker, pulse_rig() as rig:
         env = {
             **livekit_env(livekit),
-            "APPLIANCE_MQTT__ENABLED": "true",
-            "APPLIANCE_MQTT__HOST": "127.0.0.1",
-            "APPLIANCE_MQTT__PORT": str(broker.port),
-            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+            **mqtt_env(broker.port),
             "APPLIANCE_STATE__DIR": str(rig.root / "state"),
             "APPLIANCE_MQTT__TELEMETRY_INTERVAL_S": "1",
         }
@@ -226,10 +224,7 @@ def test_a_bad_token_is_one_clear_error_and_the_device_keeps_running(
     with mosquitto() as broker:
         env = {
             **livekit_env(livekit, APPLIANCE_LIVEKIT__AUTO_JOIN="true", APPLIANCE_LIVEKIT__TOKEN="not-a-token"),
-            "APPLIANCE_MQTT__ENABLED": "true",
-            "APPLIANCE_MQTT__HOST": "127.0.0.1",
-            "APPLIANCE_MQTT__PORT": str(broker.port),
-            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+            **mqtt_env(broker.port),
         }
         device = HeadlessAppliance(models_dir, tmp_path, env)
         try:
@@ -254,10 +249,7 @@ def test_beyond_capacity_a_dispatch_is_told_busy_and_the_running_call_goes_on(
     with mosquitto() as broker:
         env = {
             **livekit_env(livekit, APPLIANCE_LIVEKIT__AUTO_JOIN="true"),
-            "APPLIANCE_MQTT__ENABLED": "true",
-            "APPLIANCE_MQTT__HOST": "127.0.0.1",
-            "APPLIANCE_MQTT__PORT": str(broker.port),
-            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+            **mqtt_env(broker.port),
         }
         device = HeadlessAppliance(models_dir, tmp_path, env)
         topic = f"appliance/{DEVICE_IDENTITY}/cmd/"
@@ -317,10 +309,7 @@ def test_a_join_that_hangs_does_not_hold_up_other_commands(models_dir: Path, tmp
             "APPLIANCE_LIVEKIT__URL": f"ws://127.0.0.1:{hung.port}",
             "APPLIANCE_LIVEKIT__TOKEN": "a-token",
             "APPLIANCE_LIVEKIT__CONNECT_TIMEOUT_S": "4",
-            "APPLIANCE_MQTT__ENABLED": "true",
-            "APPLIANCE_MQTT__HOST": "127.0.0.1",
-            "APPLIANCE_MQTT__PORT": str(broker.port),
-            "APPLIANCE_MQTT__DEVICE_ID": DEVICE_IDENTITY,
+            **mqtt_env(broker.port),
         }
         device = HeadlessAppliance(models_dir, tmp_path, env)
         topic = f"appliance/{DEVICE_IDENTITY}/cmd/"
