@@ -27,6 +27,7 @@ from typing import Any
 
 from appliance.calls.room_call import RoomCall
 from appliance.config import LiveKitConfig
+from appliance.tasks import cancel_and_wait
 from appliance.transports.device import DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials
 from appliance.transports.livekit_room import Role, RoomError, RoomRules, RoomTransport
@@ -135,8 +136,7 @@ class CallManager:
             await self._leave(call, "shutting down")
         if self._tasks:  # let sessions that were released finish closing
             await asyncio.wait(list(self._tasks), timeout=5.0)
-        for task in list(self._tasks):
-            task.cancel()
+        await cancel_and_wait(list(self._tasks))
 
     # ----- commands (MQTT) --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ the MQTT link, under a lifecycle systemd can follow (READY, STATUS, the watchdog
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Coroutine
@@ -21,6 +22,8 @@ from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.voice.turn_record import TurnRecord
 
 OUTPUT_RATE = 16_000
+CLOSE_S = 5.0
+"""How long the session may take to cancel a reply in progress when the process stops."""
 
 
 async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: ConfigStore | None) -> int:
@@ -74,7 +77,8 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
         await asyncio.gather(*jobs)
     finally:
         await calls.aclose()
-        await session.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.aclose(), CLOSE_S)
         await appliance.aclose()
     return EXIT_OK
 

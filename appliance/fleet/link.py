@@ -25,10 +25,15 @@ from appliance.fleet.commands import CommandRouter
 from appliance.fleet.discovery import discovery_topic
 from appliance.fleet.topics import Topics
 from appliance.providers.secrets import resolve_secret
+from appliance.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 HA_STATUS = "homeassistant/status"
+
+
+DISCONNECT_S = 5.0
+"""How long closing the connection may take."""
 
 
 class FleetLink:
@@ -82,9 +87,16 @@ class FleetLink:
         delay = 1.0
         while not stop.is_set():
             try:
-                async with self._client(aiomqtt) as client:
+                client = self._client(aiomqtt)
+                await client.__aenter__()
+                try:
                     delay = 1.0
                     await self._session(client, stop)
+                finally:
+                    # aiomqtt waits for the broker's side of a clean disconnect with no deadline; a stop must
+                    # not hang on it (the offline status is already out by then).
+                    with contextlib.suppress(Exception, TimeoutError):
+                        await asyncio.wait_for(client.__aexit__(None, None, None), DISCONNECT_S)
             except Exception as exc:  # a broker problem, or a bug: either way the device stays up
                 self.connected.clear()
                 if not isinstance(exc, aiomqtt.MqttError):
@@ -141,9 +153,7 @@ class FleetLink:
             # A clean stop: say so ourselves (the will only fires on an unclean one).
             await client.publish(self.topics.status, json.dumps(self._status("offline")), qos=1, retain=True)
         finally:
-            for task in [*tasks, stopping, *self._in_flight]:
-                task.cancel()
-            await asyncio.gather(*tasks, stopping, *self._in_flight, return_exceptions=True)
+            await cancel_and_wait([*tasks, stopping, *self._in_flight])
             self.connected.clear()
 
     async def _announce_to_home_assistant(self, client: Any) -> None:

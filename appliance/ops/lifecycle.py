@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 
 from appliance.ops.service_notifier import ServiceNotifier
@@ -19,6 +23,8 @@ log = logging.getLogger(__name__)
 
 WIND_DOWN_LIMIT_S = 15.0
 """Time allowed for the clean part of a stop (systemd's TimeoutStopSec is 30 s)."""
+EXIT_DEADLINE_S = 25.0
+"""From the stop request to the process being gone, whatever happens."""
 
 
 class Lifecycle:
@@ -35,6 +41,25 @@ class Lifecycle:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_requested.set)
+
+    def _arm_exit_deadline(self) -> None:
+        """Whatever hangs while stopping (a library's close, a thread the interpreter waits for), the
+        process is gone before systemd's TimeoutStopSec would kill it: say where it hung, exit 0."""
+
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            sys.stderr.write(f"stopping took over {EXIT_DEADLINE_S:g} s; exiting now. Where it hung:\n")
+            faulthandler.dump_traceback(sys.stderr, all_threads=True)
+            with contextlib.suppress(Exception):  # read from another thread: good enough for a post-mortem
+                for task in list(asyncio.all_tasks(loop)):
+                    task.print_stack(file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(0)
+
+        timer = threading.Timer(EXIT_DEADLINE_S, expire)
+        timer.daemon = True
+        timer.start()
 
     def ready(self) -> None:
         """Models loaded and transports started: systemd may consider the service up."""
@@ -57,6 +82,7 @@ class Lifecycle:
         watchdog = asyncio.get_running_loop().create_task(self.notifier.run_watchdog(self.stop), name="watchdog")
         try:
             await self.stop_requested.wait()
+            self._arm_exit_deadline()
             self.notifier.stopping()
             log.info("stopping: finishing the sentence, leaving rooms")
             try:

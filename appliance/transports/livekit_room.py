@@ -27,6 +27,7 @@ import numpy as np
 
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter
 from appliance.audio.resample import StreamResampler
+from appliance.tasks import cancel_and_wait
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
 from appliance.transports.ports import AudioPort
 
@@ -38,6 +39,8 @@ _BLOCK_16K = ENGINE_RATE // 100  # 10 ms, what WebRTC moves per packet
 AGENT_STATE = "lk.agent.state"
 TRANSCRIPTION_TOPIC = "lk.transcription"
 HANDBACK_METHOD = "handback"
+TEARDOWN_S = 3.0
+"""How long leaving may wait for the SDK's streams and tasks to end."""
 """RPC an operator calls to give the conversation back to the agent."""
 
 
@@ -229,11 +232,8 @@ class RoomTransport:
         self._changed()
 
     async def _teardown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Bounded, and without swallowing a cancellation aimed at us (a stop has its own deadline).
+        await cancel_and_wait(list(self._tasks), TEARDOWN_S)
         self._reader = None
         room, self._room = self._room, None
         source, self._source = self._source, None
@@ -313,8 +313,10 @@ class RoomTransport:
                     if peer is not None:
                         await peer.feed(frame)
         finally:
-            with contextlib.suppress(Exception):
-                await stream.aclose()
+            # The SDK's aclose waits for an end-of-stream event that may never come once the room is
+            # gone; a stop must not hang on it.
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(stream.aclose(), TEARDOWN_S)
 
     # ----- audio out: the agent's voice -----------------------------------------------------------
 

@@ -46,4 +46,7 @@ class Appliance:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
+        code = self.proc.wait(30)
+        log = self.log.read_text()
+        assert "stopping took over" not in log, log  # the exit deadline fired: something hung
+        return code

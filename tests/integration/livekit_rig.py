@@ -88,7 +88,9 @@ class HeadlessAppliance:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
+        code = self.proc.wait(30)
+        assert "stopping took over" not in self.log(), self.log()  # the exit deadline fired: something hung
+        return code
 
 
 async def caller(
