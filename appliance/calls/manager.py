@@ -149,7 +149,7 @@ class CallManager:
         current = self.primary_call
         if current is not None:
             if credentials.room in (None, current.name):
-                return {"room": current.name, "already": True, **current.describe()}
+                return {**current.describe(), "already": True}
             raise CallError("busy", f"the conversation is in room {current.name!r}; hand it back first")
         call = self._find(credentials.room)
         if call is not None and call.session is not None:
@@ -160,7 +160,7 @@ class CallManager:
         self._move_primary(call)
         self._reconcile()
         self._emit("handoff", call, to="room")
-        return {"room": call.name, **call.describe()}
+        return call.describe()
 
     async def handoff_to_local(self) -> dict[str, Any]:
         async with self._commands:
@@ -189,7 +189,7 @@ class CallManager:
     async def _dispatch(self, credentials: RoomCredentials) -> dict[str, Any]:
         existing = self._find(credentials.room)
         if existing is not None:
-            return {"room": existing.name, "already": True, **existing.describe()}
+            return {**existing.describe(), "already": True}
         if not self._has_capacity():
             raise CallError(
                 "busy", f"this box runs {self.sessions_in_use()} of {self.config.max_sessions} conversations"
@@ -197,7 +197,7 @@ class CallManager:
         call = await self._join(credentials, auto=False)
         self._acquire(call)
         self._reconcile()
-        return {"room": call.name, **call.describe()}
+        return call.describe()
 
     async def leave(self, room: str | None) -> dict[str, Any]:
         async with self._commands:
@@ -409,7 +409,7 @@ class CallManager:
             self._reconcile()
 
     def _status(self, call: RoomCall, status: str) -> None:
-        if status in ("connecting",):
+        if status == "connecting":
             return
         self._emit("connection", call, state=status)
         self._reconcile()

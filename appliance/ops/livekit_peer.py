@@ -16,9 +16,9 @@ import numpy as np
 
 from appliance.audio.frames import ENGINE_RATE, Int16Array
 from appliance.audio.resample import StreamResampler
+from appliance.transports.livekit_room import ROOM_RATE
 from appliance.transports.ports import AudioPipe
 
-ROOM_RATE = 48_000
 _BLOCK = ENGINE_RATE // 100
 
 
