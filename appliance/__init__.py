@@ -5,8 +5,9 @@ The Python API for agent developers:
     from appliance import Agent, AgentSession, RunContext, function_tool
 """
 
-from appliance.agents.agent import Agent, register_agent
+from appliance.agents.agent import Agent
 from appliance.agents.context import RunContext
+from appliance.agents.registry import register_agent
 from appliance.agents.session import AgentSession
 from appliance.agents.testing import RunResult, mock_tools
 from appliance.agents.tools import ToolError, function_tool

@@ -1,5 +1,9 @@
 """The one typed config: defaults (fully local), a TOML file, env overrides.
 
+Each section is also the option group the part it configures takes (`EndpointingConfig` is what the
+endpointer runs on, `InterruptionConfig` the barge-in judge, `TimeoutsConfig` the reply), so every
+default is written once, here, with its documentation; nothing maps config onto options by position.
+
 Precedence: defaults < TOML file < environment (`APPLIANCE_<SECTION>__<KEY>`).
 Unknown keys and wrong types are errors that name the key and where it came
 from; nothing is silently ignored. `effective_config` shows what is in force,
@@ -12,6 +16,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +85,8 @@ class TtsConfig(_Section):
 
 
 class VadConfig(_Section):
+    """Voice activity: the model, and the hysteresis over its speech probability (`voice/activity.py`)."""
+
     provider: str = "local/silero-vad"
 
     @field_validator("provider")
@@ -87,9 +94,9 @@ class VadConfig(_Section):
     def _descriptor(cls, value: str) -> str:
         return _chain(value)[0]
 
-    activation: float = Field(default=0.5, gt=0.0, lt=1.0)
-    deactivation: float = Field(default=0.35, gt=0.0, lt=1.0)
-    min_speech_ms: int = Field(default=64, ge=0, le=2000)
+    activation: float = Field(default=0.5, gt=0.0, lt=1.0, description="Speech starts above this probability.")
+    deactivation: float = Field(default=0.35, gt=0.0, lt=1.0, description="...and stops below this one.")
+    min_speech_ms: int = Field(default=64, ge=0, le=2000, description="Voiced this long opens a turn (not a click).")
 
     @model_validator(mode="after")
     def _hysteresis(self) -> VadConfig:
@@ -99,10 +106,16 @@ class VadConfig(_Section):
 
 
 class EndpointingConfig(_Section):
-    min_silence_ms: int = Field(default=300, ge=50, le=10_000)
-    max_silence_ms: int = Field(default=1500, ge=50, le=30_000)
-    max_turn_s: float = Field(default=30.0, gt=1.0, le=600.0)
-    preemptive: bool = True
+    """When the user's turn is over (`voice/endpointing.py`)."""
+
+    min_silence_ms: int = Field(default=300, ge=50, le=10_000, description="Silence that ends a finished sentence.")
+    max_silence_ms: int = Field(
+        default=1500, ge=50, le=30_000, description="Silence that ends one that reads as unfinished."
+    )
+    max_turn_s: float = Field(default=30.0, gt=1.0, le=600.0, description="A turn that never stops is cut here.")
+    preemptive: bool = Field(
+        default=True, description="Start the reply on the speculative transcript, before the turn is committed."
+    )
 
     @model_validator(mode="after")
     def _order(self) -> EndpointingConfig:
@@ -112,12 +125,20 @@ class EndpointingConfig(_Section):
 
 
 class InterruptionConfig(_Section):
+    """Barge-in: speech over the agent (`voice/barge_in.py`)."""
+
     enabled: bool = True
-    min_speech_ms: int = Field(default=250, ge=0, le=5000)
-    resume_after_ms: int = Field(default=400, ge=0, le=5000)
+    min_speech_ms: int = Field(
+        default=250, ge=0, le=5000, description="Speech over the agent this long interrupts; shorter is a cough."
+    )
+    resume_after_ms: int = Field(
+        default=400, ge=0, le=5000, description="After a false interruption, quiet this long resumes the reply."
+    )
 
 
 class TimeoutsConfig(_Section):
+    """How long the conversation waits for each engine before it gives up on a turn (`voice/reply.py`)."""
+
     stt_s: float = Field(default=10.0, gt=0)
     llm_first_token_s: float = Field(default=15.0, gt=0)
     tts_first_audio_s: float = Field(default=10.0, gt=0)
@@ -127,11 +148,26 @@ class TimeoutsConfig(_Section):
     )
 
 
+class ActivationMode(Enum):
+    """When the appliance listens (`voice/activation.py`)."""
+
+    ALWAYS = "always"
+    WAKE = "wake"
+    PUSH_TO_TALK = "push_to_talk"
+    MUTED = "muted"
+
+
 class ActivationConfig(_Section):
-    mode: Literal["always", "wake", "push_to_talk", "muted"] = "always"
+    """When the appliance listens, and the phrases that wake or stop it (`voice/activation.py`)."""
+
+    mode: ActivationMode = ActivationMode.ALWAYS
     wake_phrase: str = Field(default="hey appliance", min_length=2)
-    follow_up_s: float = Field(default=8.0, ge=0, le=120)
-    stop_phrases: list[str] = ["stop", "cancel", "be quiet", "never mind"]
+    follow_up_s: float = Field(
+        default=8.0, ge=0, le=120, description="After a reply, requests without the wake phrase for this long."
+    )
+    stop_phrases: list[str] = Field(
+        default=["stop", "cancel", "be quiet", "never mind"], description="Said over the agent: it stops."
+    )
 
 
 class FallbackConfig(_Section):

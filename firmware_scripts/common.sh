@@ -32,6 +32,23 @@ set_root() {
 }
 set_root ""
 
+# The command line, as every script takes it: --root DIR and -h/--help here, anything else by the script's own
+# handler, called as `HANDLER "$@"`: it sets what its option means and, when it took the option's value too,
+# SHIFT=2; it returns 1 for an option it does not know, which is bad usage (exit 2).
+parse_options() {
+  local handler=$1
+  shift
+  while (($#)); do
+    SHIFT=1
+    case $1 in
+      --root) set_root "${2:?--root needs a directory}"; SHIFT=2 ;;
+      -h | --help) usage; exit 0 ;;
+      *) "$handler" "$@" || usage_error "unknown option $1 (see --help)" ;;
+    esac
+    shift "$SHIFT"
+  done
+}
+
 valid_version() { [[ $1 =~ $VERSION_PATTERN ]]; }
 
 # The version a release link (current, previous) points at, or nothing.

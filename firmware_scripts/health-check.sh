@@ -22,20 +22,18 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 VERSION="" TIMEOUT=120 SETTLE=5 NO_MQTT=0 CONFIG_ARG=""
-while (($#)); do
+own_option() {
   case $1 in
-    --root) set_root "${2:?--root needs a directory}"; shift ;;
-    --version) VERSION=${2:?}; shift ;;
-    --timeout) TIMEOUT=${2:?}; shift ;;
-    --settle) SETTLE=${2:?}; shift ;;
+    --version) VERSION=${2:?}; SHIFT=2 ;;
+    --timeout) TIMEOUT=${2:?}; SHIFT=2 ;;
+    --settle) SETTLE=${2:?}; SHIFT=2 ;;
     --no-mqtt) NO_MQTT=1 ;;
-    --config) CONFIG_ARG=${2:?}; shift ;;
-    --systemctl) SYSTEMCTL=${2:?}; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage_error "unknown option $1 (see --help)" ;;
+    --config) CONFIG_ARG=${2:?}; SHIFT=2 ;;
+    --systemctl) SYSTEMCTL=${2:?}; SHIFT=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_options own_option "$@"
 [ -n "$CONFIG_ARG" ] && CONFIG=$CONFIG_ARG
 [ -n "$VERSION" ] || VERSION="$(link_version "$CURRENT")"
 [ -n "$VERSION" ] || usage_error "no --version and no current release"

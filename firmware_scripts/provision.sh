@@ -20,20 +20,18 @@ set -euo pipefail
 
 PACKAGES=(python3 python3-venv libportaudio2 alsa-utils espeak-ng ca-certificates util-linux)
 INSTALL_PACKAGES=1 MAKE_USER=1 CONFIG_SOURCE="" ALSA_CARD=auto ENABLE=1
-while (($#)); do
+own_option() {
   case $1 in
-    --root) set_root "${2:?--root needs a directory}"; shift ;;
     --no-packages) INSTALL_PACKAGES=0 ;;
     --no-user) MAKE_USER=0 ;;
-    --config) CONFIG_SOURCE=${2:?}; shift ;;
-    --alsa-card) ALSA_CARD=${2:?}; shift ;;
+    --config) CONFIG_SOURCE=${2:?}; SHIFT=2 ;;
+    --alsa-card) ALSA_CARD=${2:?}; SHIFT=2 ;;
     --no-enable) ENABLE=0 ;;
-    --systemctl) SYSTEMCTL=${2:?}; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage_error "unknown option $1 (see --help)" ;;
+    --systemctl) SYSTEMCTL=${2:?}; SHIFT=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_options own_option "$@"
 SOURCE_DIR="$(cd "$SCRIPTS_DIR/.." && pwd)"
 [ -f "$SOURCE_DIR/systemd/appliance.service" ] || usage_error "no systemd/ beside $SCRIPTS_DIR: run it from a checkout"
 

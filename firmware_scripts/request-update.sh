@@ -18,18 +18,16 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 VERSION="" WHEEL="" RESULT_FILE="" TIMEOUT=1800
-while (($#)); do
+own_option() {
   case $1 in
-    --root) set_root "${2:?--root needs a directory}"; shift ;;
-    --version) VERSION=${2:?}; shift ;;
-    --wheel) WHEEL=${2:?}; shift ;;
-    --result-file) RESULT_FILE=${2:?}; shift ;;
-    --timeout) TIMEOUT=${2:?}; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage_error "unknown option $1 (see --help)" ;;
+    --version) VERSION=${2:?}; SHIFT=2 ;;
+    --wheel) WHEEL=${2:?}; SHIFT=2 ;;
+    --result-file) RESULT_FILE=${2:?}; SHIFT=2 ;;
+    --timeout) TIMEOUT=${2:?}; SHIFT=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_options own_option "$@"
 if [ -z "$VERSION" ] || [ -z "$WHEEL" ] || [ -z "$RESULT_FILE" ]; then
   usage_error "--version, --wheel and --result-file are needed (see --help)"
 fi

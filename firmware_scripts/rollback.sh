@@ -20,21 +20,19 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TO="" RESTART=1 HEALTH_TIMEOUT=120 SETTLE=5 NO_MQTT=0 CONFIG_ARG=""
-while (($#)); do
+own_option() {
   case $1 in
-    --root) set_root "${2:?--root needs a directory}"; shift ;;
-    --to) TO=${2:?}; shift ;;
+    --to) TO=${2:?}; SHIFT=2 ;;
     --no-restart) RESTART=0 ;;
-    --health-timeout) HEALTH_TIMEOUT=${2:?}; shift ;;
-    --settle) SETTLE=${2:?}; shift ;;
+    --health-timeout) HEALTH_TIMEOUT=${2:?}; SHIFT=2 ;;
+    --settle) SETTLE=${2:?}; SHIFT=2 ;;
     --no-mqtt) NO_MQTT=1 ;;
-    --config) CONFIG_ARG=${2:?}; shift ;;
-    --systemctl) SYSTEMCTL=${2:?}; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage_error "unknown option $1 (see --help)" ;;
+    --config) CONFIG_ARG=${2:?}; SHIFT=2 ;;
+    --systemctl) SYSTEMCTL=${2:?}; SHIFT=2 ;;
+    *) return 1 ;;
   esac
-  shift
-done
+}
+parse_options own_option "$@"
 [ -n "$CONFIG_ARG" ] && CONFIG=$CONFIG_ARG
 
 main() {

@@ -1,7 +1,7 @@
 """Agents: who the appliance is in a conversation: instructions, tools, hooks, optional providers.
 
 Subclass `Agent` and decorate methods with `@function_tool`, or pass plain functions as
-`tools=`. Agents are registered by name so config and commands can pick one.
+`tools=`. Agents are registered by name (see `registry.py`) so config and commands can pick one.
 """
 
 from __future__ import annotations
@@ -68,30 +68,3 @@ def _default_name(cls: type) -> str:
         return "agent"
     name = cls.__name__
     return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
-
-
-_REGISTRY: dict[str, Callable[[], Agent]] = {}
-
-
-def register_agent(name: str, factory: Callable[[], Agent]) -> None:
-    _REGISTRY[name] = factory
-
-
-def create_agent(name: str) -> Agent:
-    _load_builtins()
-    try:
-        agent = _REGISTRY[name]()
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown agent {name!r} (known: {known})") from None
-    agent.name = name
-    return agent
-
-
-def agent_names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    import appliance.agents.builtin  # noqa: F401  (registers the built-in agents)

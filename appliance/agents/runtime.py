@@ -26,6 +26,7 @@ from appliance.agents.events import (
 )
 from appliance.agents.router import ArgumentError, ToolChoice, ToolRouter
 from appliance.agents.tools import FunctionTool, ToolError
+from appliance.emitter import Emitter
 from appliance.providers.base import LLM, ChatMessage, LLMOptions
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,9 @@ class AgentRuntime:
         self.history_chars = history_chars
         self.router = router or ToolRouter()
         self.chat = ChatContext()
-        self.on_event: list[Callable[[RunEvent], None]] = []
+        self.on_event: Emitter[[RunEvent]] = Emitter("event")
         self.announcer: Announcer | None = None
-        self.on_volume: list[Callable[[int], None]] = []
+        self.on_volume: Emitter[[int]] = Emitter("volume")
         """The voice session listens here to apply a volume a tool set (0-100)."""
         agent.runtime = self
 
@@ -65,8 +66,7 @@ class AgentRuntime:
         await self.agent.on_enter()
 
     def emit(self, event: RunEvent) -> None:
-        for callback in self.on_event:
-            callback(event)
+        self.on_event.emit(event)
 
     async def announce(self, text: str) -> None:
         """Say something outside a turn's reply (a timer rings, a tool's progress)."""
@@ -176,8 +176,7 @@ class AgentRuntime:
         await new_agent.on_enter()
 
     def set_volume(self, level: int) -> None:
-        for callback in self.on_volume:
-            callback(level)
+        self.on_volume.emit(level)
 
     def commit(self, user_text: str, heard_reply: str) -> None:
         """Add the exchange to the chat context (only what the user heard of the reply)."""

@@ -73,13 +73,13 @@ class AgentSession:
         if runtime is None:
             raise RuntimeError("start(agent) before run()")
         events: list[RunEvent] = []
-        runtime.on_event.append(events.append)
+        runtime.on_event.connect(events.append)
         text = ""
         try:
             async for piece in runtime.respond(user_input):
                 text += piece
         finally:
-            runtime.on_event.remove(events.append)
+            runtime.on_event.disconnect(events.append)
         runtime.commit(user_input, text.strip())
         shown = [e for e in events if not (isinstance(e, ChatMessageEvent) and e.role == "user")]
         return RunResult(user_input, shown, text.strip())
@@ -92,12 +92,12 @@ class AgentSession:
 
 
 def _build_llm(descriptor: str, models_dir: Path | None) -> LLM:
-    from appliance.config import load_config
-    from appliance.ops.manifest import load_manifest
-    from appliance.ops.model_store import ModelStore
+    """The same builder `appliance run` uses, over the process's model store; all cores, default context."""
+    from appliance.config import LlmConfig, ModelsConfig
+    from appliance.models.store import open_store
     from appliance.providers.compute import ComputeBudget
-    from appliance.providers.registry import build_llm
+    from appliance.providers.registry import BuildContext, build_llm_chain
 
-    config = load_config()
-    store = ModelStore(models_dir or config.models.dir, load_manifest())
-    return build_llm(descriptor, store, ComputeBudget.for_cores(config.compute.threads), config.llm.context_tokens)
+    store = open_store(models_dir or ModelsConfig().dir)
+    context = BuildContext(store, ComputeBudget.for_cores(0), context_tokens=LlmConfig().context_tokens)
+    return build_llm_chain([descriptor], context)

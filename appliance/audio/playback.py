@@ -11,7 +11,6 @@ can resume where it stopped; clearing drops everything (a real barge-in).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from appliance.audio.frames import AudioChunk, Int16Array
 from appliance.audio.resample import resample
+from appliance.emitter import Emitter
 
 AUDIBLE_LEVEL = 330
 """|sample| above this (about -40 dBFS) counts as audible."""
@@ -42,7 +42,7 @@ class PlaybackQueue:
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self.listener: PlaybackListener | None = None
-        self.on_stop: list[Callable[[], None]] = []
+        self.on_stop: Emitter[[]] = Emitter("stop")
         """Called on pause and clear, so an output that buffers ahead can drop what it buffered."""
         self.paused = False
         self.volume = 1.0
@@ -77,8 +77,7 @@ class PlaybackQueue:
 
     def pause(self) -> None:
         self.paused = True
-        for callback in self.on_stop:
-            callback()
+        self.on_stop.emit()
 
     def resume(self) -> None:
         self.paused = False
@@ -87,8 +86,7 @@ class PlaybackQueue:
         """Drop everything queued (a confirmed interruption)."""
         self._pieces.clear()
         self.paused = False
-        for callback in self.on_stop:
-            callback()
+        self.on_stop.emit()
 
     def pull(self, count: int, at: float) -> Int16Array:
         """The next `count` samples, which the output plays starting at audio time `at`."""

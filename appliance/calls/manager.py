@@ -19,20 +19,20 @@ same consistent routing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from appliance.aio import TaskSet
 from appliance.calls.room_call import RoomCall
 from appliance.config import LiveKitConfig
-from appliance.tasks import cancel_and_wait
+from appliance.emitter import Emitter
 from appliance.transports.device import DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials
 from appliance.transports.livekit_room import Role, RoomError, RoomRules, RoomTransport
 from appliance.transports.ports import Announcement, Intercom, SessionPort
-from appliance.voice.activation import ActivationMode
+from appliance.voice.activation_modes import ModeOverride
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionState
 
@@ -72,14 +72,13 @@ class CallManager:
         self.synthesize = synthesize
         self.transport_factory = transport_factory
         self.calls: list[RoomCall] = []
-        self.on_event: list[Callable[[dict[str, Any]], None]] = []
+        self.on_event: Emitter[[dict[str, Any]]] = Emitter("event")
         self._primary_port = SessionPort(primary)
         self._ports: dict[int, SessionPort] = {id(primary): self._primary_port}
-        self._home_mode = primary.activation.mode
         self._follow_session(primary)
         self._intercom = Intercom()
         self._operator: tuple[RoomCall, str] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("calls")
         self._ticker: asyncio.Task[None] | None = None
         self._commands = asyncio.Lock()
         """MQTT commands run side by side; the ones that move conversations take turns."""
@@ -108,8 +107,7 @@ class CallManager:
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         """Hold a task started on the calls' behalf (cancelled at `aclose`)."""
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.keep(task)
 
     async def start(self, credentials: RoomCredentials | None) -> None:
         """Auto-join `credentials` (if given) and keep at it; failures are reported, never raised."""
@@ -134,9 +132,8 @@ class CallManager:
             self._ticker.cancel()
         for call in list(self.calls):
             await self._leave(call, "shutting down")
-        if self._tasks:  # let sessions that were released finish closing
-            await asyncio.wait(list(self._tasks), timeout=5.0)
-        await cancel_and_wait(list(self._tasks))
+        await self._tasks.wait(5.0)  # let sessions that were released finish closing
+        await self._tasks.aclose()
 
     # ----- commands (MQTT) --------------------------------------------------------------------------
 
@@ -216,9 +213,9 @@ class CallManager:
     def _new_call(self, credentials: RoomCredentials, auto: bool) -> RoomCall:
         transport = self.transport_factory(credentials, self.rules)
         call = RoomCall(transport, auto=auto)
-        transport.on_change.append(self._reconcile)
-        transport.on_status.append(lambda status: self._status(call, status))
-        transport.on_handback.append(lambda identity: self._handback(call, identity))
+        transport.on_change.connect(self._reconcile)
+        transport.on_status.connect(lambda status: self._status(call, status))
+        transport.on_handback.connect(lambda identity: self._handback(call, identity))
         self.calls.append(call)
         return call
 
@@ -269,7 +266,7 @@ class CallManager:
             self._move_primary(call)
         elif self.sessions_in_use() < self.config.max_sessions:
             session = self.new_session()
-            session.set_activation_mode(ActivationMode.ALWAYS)
+            session.hold_mode(ModeOverride.CALL)
             self._follow_session(session)
             self._ports[id(session)] = SessionPort(session)
             call.session = session
@@ -280,9 +277,8 @@ class CallManager:
         return True
 
     def _move_primary(self, call: RoomCall) -> None:
-        self._home_mode = self.primary.activation.mode
         self.primary.stop_speaking()
-        self.primary.set_activation_mode(ActivationMode.ALWAYS)  # no wake phrase for a caller
+        self.primary.hold_mode(ModeOverride.CALL)  # no wake phrase for a caller; a fleet mute still holds
         call.session, call.primary = self.primary, True
 
     def _release(self, call: RoomCall) -> None:
@@ -293,7 +289,7 @@ class CallManager:
         session.stop_speaking()
         if call.primary:
             call.primary = False
-            self.primary.set_activation_mode(self._home_mode)
+            self.primary.hold_mode(ModeOverride.CALL, False)
             if self.device is None:
                 session.output.clear()  # nothing plays at home on a headless box: keep nothing for the next caller
         else:
@@ -313,9 +309,9 @@ class CallManager:
         def said(text: str) -> None:
             self._in_room_of(session, lambda room: room.publish_transcript(text, from_caller=False))
 
-        session.on_state.append(state)
-        session.on_transcript.append(heard)
-        session.on_agent_text.append(said)
+        session.on_state.connect(state)
+        session.on_transcript.connect(heard)
+        session.on_agent_text.connect(said)
 
     def _in_room_of(self, session: VoiceSession, action: Callable[[RoomTransport], None]) -> None:
         for call in self.calls:
@@ -444,15 +440,8 @@ class CallManager:
     # ----- helpers ----------------------------------------------------------------------------------
 
     def _emit(self, event: str, call: RoomCall, **fields: Any) -> None:
-        payload = {"type": "call", "event": event, "room": call.name, **fields}
-        for callback in self.on_event:
-            callback(payload)
+        payload = {"type": "call", "event": event, "room": call.name, **fields}  # fleet/events.py's call_event
+        self.on_event.emit(payload)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        async def run() -> None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await coro
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coro)

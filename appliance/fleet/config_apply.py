@@ -7,12 +7,10 @@ takes effect at the next start; the reply says which keys those were.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from appliance.app import Appliance, make_agent, session_options
 from appliance.config import AppConfig
-from appliance.voice.session import VoiceSession
+from appliance.control import Control
 
 LIVE_SESSION = ("endpointing", "interruption", "activation", "timeouts", "vad")
 PROVIDER_STAGES = ("stt", "llm", "tts")
@@ -32,37 +30,20 @@ def changed_sections(old: AppConfig, new: AppConfig) -> dict[str, list[str]]:
     return changes
 
 
-async def apply_config(old: AppConfig, new: AppConfig, appliance: Appliance | None,
-                       session: VoiceSession | None) -> dict[str, Any]:  # fmt: skip
+async def apply_config(old: AppConfig, new: AppConfig, control: Control | None) -> dict[str, Any]:
     """Apply what can be applied live; returns {"applied": [...], "restart_required": [...]}."""
     changes = changed_sections(old, new)
-    applied: list[str] = []
+    live: list[str] = []
     later: list[str] = []
     for section, keys in changes.items():
         dotted = [f"{section}.{k}" for k in keys]
-        if section == "audio" and set(dotted) <= ALWAYS_LIVE:
-            if session is not None:
-                session.output.volume = new.audio.volume / 100
-            applied += dotted
-        elif session is not None and (section in LIVE_SESSION or section in PROVIDER_STAGES or section in LIVE_OTHER):
-            applied += dotted
+        if (section == "audio" and set(dotted) <= ALWAYS_LIVE) or (
+            control is not None and (section in LIVE_SESSION or section in PROVIDER_STAGES or section in LIVE_OTHER)
+        ):
+            live += dotted
         else:
             later += dotted
-    if session is None or appliance is None:
-        return {"applied": [k for k in applied if k in ALWAYS_LIVE], "restart_required": sorted(later + [
-            k for k in applied if k not in ALWAYS_LIVE])}  # fmt: skip
-    stages = [s for s in PROVIDER_STAGES if s in changes or "providers" in changes or "fallback" in changes]
-    if stages:
-        for _ in range(100):  # let a reply in progress finish on the old engines
-            if session.idle:
-                break
-            await asyncio.sleep(0.1)
-        await appliance.swap_providers(new, stages)
-        session.runtime.llm = session.providers.llm
-    appliance.config = new
-    session.update_options(session_options(new))
-    if "agent" in changes:
-        await session.handoff(make_agent(new))
-    if "audio" in changes:
-        session.output.volume = new.audio.volume / 100
-    return {"applied": sorted(applied), "restart_required": sorted(later)}
+    if control is None:
+        return {"applied": [], "restart_required": sorted(later + live)}
+    await control.apply_config(new, changes)
+    return {"applied": sorted(live), "restart_required": sorted(later)}

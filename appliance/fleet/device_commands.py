@@ -11,17 +11,16 @@ from typing import Any
 from pydantic import Field
 
 from appliance import __version__
-from appliance.agents.agent import create_agent
-from appliance.app import Appliance
+from appliance.agents.registry import UnknownAgentError
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
+from appliance.control import Control, NotAvailable
+from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
 from appliance.fleet.config_apply import apply_config
+from appliance.fleet.config_store import ConfigStore, StaleVersionError
 from appliance.fleet.update_command import UpdateCommand
-from appliance.ops.config_store import ConfigStore, StaleVersionError
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials, room_credentials
-from appliance.voice.activation import ActivationMode
-from appliance.voice.session import VoiceSession
 
 
 class Empty(CommandArgs):
@@ -66,21 +65,17 @@ class DeviceCommands:
     def __init__(
         self,
         config: AppConfig,
-        session: VoiceSession | None,
+        control: Control | None,
         request_restart: Callable[[], None],
         store: ConfigStore | None = None,
-        appliance: Appliance | None = None,
-        calls: CallManager | None = None,
     ) -> None:
         self.config = config
-        self.session = session
-        self.calls = calls
+        self.control = control
+        self.calls = control.calls if control is not None else None
         self.request_restart = request_restart
         self.store = store or ConfigStore()
-        self.appliance = appliance
         self.started = time.monotonic()
-        self.on_config: list[Callable[[AppConfig, int], None]] = []
-        self._unmuted_mode = ActivationMode.ALWAYS
+        self.on_config: Emitter[[AppConfig, int]] = Emitter("config")
 
     @property
     def config_version(self) -> int:
@@ -104,15 +99,22 @@ class DeviceCommands:
         }
         return CommandRouter(table)
 
-    def _session(self) -> VoiceSession:
-        if self.session is not None:
-            return self.session
-        if self.calls is not None and self.calls.primary_call is not None:
-            return self.calls.primary  # headless, in a call: act on the conversation in the room
-        raise CommandError("not_available", "this device runs headless and is in no call: no voice session to act on")
+    def _control(self) -> Control:
+        if self.control is None:
+            raise CommandError("not_available", "this device runs no voice session")
+        return self.control
+
+    def _conversation(self) -> Control:
+        """The control surface, once it is sure there is a conversation to act on."""
+        control = self._control()
+        try:
+            control.conversation()
+        except NotAvailable as exc:
+            raise CommandError("not_available", str(exc)) from None
+        return control
 
     async def ping(self, _args: Empty) -> dict[str, Any]:
-        state = self.session.state.value if self.session else "headless"
+        state = self.control.state().state if self.control else "headless"
         return {"pong": True, "version": __version__, "uptime_s": round(time.monotonic() - self.started, 1),
                 "state": state}  # fmt: skip
 
@@ -129,15 +131,14 @@ class DeviceCommands:
             raise CommandError("bad_config", str(exc)) from None
         old = self.config
         try:
-            result = await apply_config(old, new, self.appliance, self.session)
+            result = await apply_config(old, new, self.control)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await apply_config(new, old, self.appliance, self.session)
+                await apply_config(new, old, self.control)
             raise CommandError("apply_failed", f"{type(exc).__name__}: {exc}; the old config is kept") from None
         self.store.commit(overrides, args.version)
         self.config = new
-        for callback in self.on_config:
-            callback(new, args.version)
+        self.on_config.emit(new, args.version)
         return {"version": args.version, **result}
 
     async def handoff(self, args: HandoffArgs) -> dict[str, Any]:
@@ -149,11 +150,10 @@ class DeviceCommands:
         if not args.to.startswith("agent:"):
             raise CommandError("bad_request", "to must be 'agent:<name>', 'room' or 'local'")
         try:
-            agent = create_agent(args.to[len("agent:") :])
-        except KeyError as exc:
-            raise CommandError("bad_request", str(exc).strip("'\"")) from None
-        await self._session().handoff(agent)
-        return {"agent": agent.name}
+            name = await self._conversation().set_agent(args.to[len("agent:") :])
+        except UnknownAgentError as exc:
+            raise CommandError("bad_request", str(exc)) from None
+        return {"agent": name}
 
     async def join(self, args: JoinArgs) -> dict[str, Any]:
         """Dispatch: a conversation of its own in a room, if the box has room for one more."""
@@ -178,32 +178,23 @@ class DeviceCommands:
             raise CommandError(exc.code, str(exc)) from None
 
     async def say(self, args: SayArgs) -> dict[str, Any]:
-        session = self._session()
-        task = asyncio.get_running_loop().create_task(session.say(args.text))
-        session.keep(task)
+        self._conversation().say(args.text)
         return {"queued": True}
 
     async def listen(self, _args: Empty) -> dict[str, Any]:
-        self._session().listen()
+        self._conversation().listen()
         return {"listening": True}
 
     async def stop(self, _args: Empty) -> dict[str, Any]:
-        return {"stopped": self._session().stop_speaking()}
+        return {"stopped": self._conversation().stop()}
 
     async def mute(self, args: MuteArgs) -> dict[str, Any]:
-        session = self._session()
-        if args.on:
-            if session.activation.mode is not ActivationMode.MUTED:
-                self._unmuted_mode = session.activation.mode
-            session.set_activation_mode(ActivationMode.MUTED)
-        elif session.activation.mode is ActivationMode.MUTED:
-            session.set_activation_mode(self._unmuted_mode)
-        return {"muted": session.activation.mode is ActivationMode.MUTED}
+        """Held until unmuted: a call that starts or ends meanwhile does not lift it."""
+        return {"muted": self._conversation().mute(args.on)}
 
     async def volume(self, args: VolumeArgs) -> dict[str, Any]:
         """Set the speaker volume now (Home Assistant's volume number; config.set can do it too)."""
-        self._session().output.volume = args.level / 100
-        return {"volume": args.level}
+        return {"volume": self._conversation().set_volume(args.level)}
 
     async def restart(self, _args: Empty) -> dict[str, Any]:
         asyncio.get_running_loop().call_later(0.5, self.request_restart)  # after the reply is out

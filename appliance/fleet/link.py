@@ -20,12 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance import __version__
+from appliance.aio import cancel_and_wait
 from appliance.config import MqttConfig
+from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandRouter
 from appliance.fleet.discovery import discovery_topic
 from appliance.fleet.topics import Topics
 from appliance.providers.secrets import resolve_secret
-from appliance.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class FleetLink:
         self.discovery = discovery
         """Home Assistant discovery payload, sent on connect and whenever Home Assistant comes online."""
         self.connected = asyncio.Event()
-        self.on_status: list[Callable[[str], None]] = []
+        self.on_status: Emitter[[str]] = Emitter("status")
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
         self._wake = asyncio.Event()
         self._reported: dict[str, Any] | None = None
@@ -208,5 +209,4 @@ class FleetLink:
             await asyncio.sleep(self.config.telemetry_interval_s)
 
     def _report(self, status: str) -> None:
-        for callback in self.on_status:
-            callback(status)
+        self.on_status.emit(status)

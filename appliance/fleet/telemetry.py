@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from appliance.ops.process import current_rss_mb
-from appliance.voice.session import VoiceSession
+from appliance.control import Control
+from appliance.system.process import current_rss_mb
 from appliance.voice.turn_record import TurnRecord
 
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
@@ -19,16 +19,16 @@ THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 
 class Telemetry:
     def __init__(
-        self, session: VoiceSession | None, window: int = 50, calls: Callable[[], list[dict[str, Any]]] | None = None
+        self, control: Control | None, window: int = 50, calls: Callable[[], list[dict[str, Any]]] | None = None
     ) -> None:
-        self.session = session
+        self.control = control
         self.calls = calls
         """The rooms the box is in (the call manager's snapshot), when remote calls run."""
         self.started = time.monotonic()
         self._cpu = (time.monotonic(), time.process_time())
         self._latencies: deque[int] = deque(maxlen=window)
-        if session is not None:
-            session.on_turn.append(self.turn_ended)
+        if control is not None:
+            control.on_turn(self.turn_ended)
 
     def turn_ended(self, record: TurnRecord) -> None:
         value = record.latency_ms.get("voice_to_voice")
@@ -40,12 +40,13 @@ class Telemetry:
         last_wall, last_cpu = self._cpu
         self._cpu = (wall, cpu)
         latencies = list(self._latencies)
+        conversation = self.control.state() if self.control is not None else None
         data: dict[str, Any] = {
             "uptime_s": round(wall - self.started, 1),
             "cpu_percent": round(100 * (cpu - last_cpu) / max(wall - last_wall, 1e-3), 1),
             "rss_mb": round(current_rss_mb(), 1),
             "temperature_c": _temperature(),
-            "state": self.session.state.value if self.session else "headless",
+            "state": conversation.state if conversation else "headless",
             "voice_to_voice_ms": {
                 "p50": float(np.percentile(latencies, 50)) if latencies else None,
                 "p95": float(np.percentile(latencies, 95)) if latencies else None,
@@ -54,11 +55,11 @@ class Telemetry:
         }
         if self.calls is not None:
             data["calls"] = self.calls()
-        if self.session is not None:
-            data["providers"] = self.session.providers.descriptors()
-            data["agent"] = self.session.agent.name
-            data["muted"] = self.session.activation.mode.value == "muted"
-            data["volume"] = round(self.session.output.volume * 100)
+        if conversation is not None and conversation.state != "headless":
+            data["providers"] = conversation.providers
+            data["agent"] = conversation.agent
+            data["muted"] = conversation.muted
+            data["volume"] = conversation.volume
         return data
 
 

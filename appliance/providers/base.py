@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from appliance.audio.frames import AudioChunk, Int16Array
+from appliance.config import LlmConfig
+from appliance.emitter import Emitter
 
 Role = Literal["system", "user", "assistant"]
 
@@ -33,19 +35,48 @@ class Transcript:
     seconds_of_audio: float = 0.0
 
 
+_REPLY = LlmConfig()
+"""The reply's defaults are the config's (`[llm] max_tokens`, `temperature`): written once, there."""
+
+
 @dataclass(frozen=True)
 class LLMOptions:
-    max_tokens: int = 96
-    temperature: float = 0.2
+    """One request's generation settings (the router asks for a few tokens at temperature 0)."""
+
+    max_tokens: int = _REPLY.max_tokens
+    temperature: float = _REPLY.temperature
     repeat_penalty: float = 1.1
     """Discourages the loops small models fall into ("no, no, no, ...")."""
     stop: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class AvailabilityChanged:
+    """A provider inside an adapter stopped or started answering (the fleet and the turn record show it)."""
+
+    stage: str
+    provider: str
+    available: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "provider": self.provider, "available": self.available, "reason": self.reason}
 
 
 class Provider:
     """What every provider has: a descriptor it was made from, and a way to free its engine."""
 
     descriptor: str = ""
+    is_cloud: bool = False
+    """Reached over the network (the fallback skips it while offline; warm-up leaves it alone)."""
+
+    @property
+    def on_availability(self) -> Emitter[[AvailabilityChanged]]:
+        """Children of an adapter going down or coming back; a single provider never emits."""
+        emitter: Emitter[[AvailabilityChanged]] | None = self.__dict__.get("_on_availability")
+        if emitter is None:
+            emitter = self.__dict__["_on_availability"] = Emitter("availability")
+        return emitter
 
     async def warm_up(self) -> None:
         """Run one tiny inference so the first real turn does not pay for lazy init."""
@@ -128,7 +159,3 @@ class TTS(Provider, ABC):
 
     @abstractmethod
     def synthesize(self, text: str) -> AsyncIterator[AudioChunk]: ...
-
-
-class ProviderError(RuntimeError):
-    """A provider failed; the message is one line naming the provider."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+
+from appliance.emitter import Emitter
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ class Connectivity:
         self.online = True
         self.probe_initial_s = probe_initial_s
         self.probe_max_s = probe_max_s
-        self.on_change: list[Callable[[bool], None]] = []
+        self.on_change: Emitter[[bool]] = Emitter("change")
         self._probe: asyncio.Task[None] | None = None
 
     def add_host(self, host: str, port: int) -> None:
@@ -39,8 +41,7 @@ class Connectivity:
                 self._probe = asyncio.get_running_loop().create_task(self._probe_until_online())
 
     def _notify(self) -> None:
-        for callback in self.on_change:
-            callback(self.online)
+        self.on_change.emit(self.online)
 
     async def _probe_until_online(self) -> None:
         delay = self.probe_initial_s

@@ -22,7 +22,16 @@ from typing import Any, Generic, Literal, TypeVar
 import numpy as np
 
 from appliance.audio.frames import AudioChunk, Int16Array
-from appliance.providers.base import LLM, STT, TTS, ChatMessage, LLMOptions, Provider, Transcript
+from appliance.providers.base import (
+    LLM,
+    STT,
+    TTS,
+    AvailabilityChanged,
+    ChatMessage,
+    LLMOptions,
+    Provider,
+    Transcript,
+)
 from appliance.providers.connectivity import Connectivity
 from appliance.providers.errors import ErrorCategory, ProviderFailure, category_of_exception
 
@@ -31,17 +40,6 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Provider)
 T = TypeVar("T")
 Policy = Literal["local-first", "cloud-first"]
-
-
-@dataclass(frozen=True)
-class AvailabilityChanged:
-    stage: str
-    provider: str
-    available: bool
-    reason: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"stage": self.stage, "provider": self.provider, "available": self.available, "reason": self.reason}
 
 
 @dataclass
@@ -62,10 +60,10 @@ class _Child(Generic[P]):
 
     @property
     def is_cloud(self) -> bool:
-        return bool(getattr(self.provider, "is_cloud", False))
+        return self.provider.is_cloud
 
 
-class _Fallback(Generic[P]):
+class _Fallback(Provider, Generic[P]):
     stage = ""
 
     def __init__(
@@ -82,7 +80,6 @@ class _Fallback(Generic[P]):
         self.policy = policy
         self.connectivity = connectivity or Connectivity()
         self.fallback_options = options or FallbackOptions()
-        self.on_availability: list[Callable[[AvailabilityChanged], None]] = []
         self.descriptor = self._children[0].provider.descriptor
         """The child that answered last (what the turn record shows)."""
         for child in self._children:
@@ -135,8 +132,7 @@ class _Fallback(Generic[P]):
 
     def _emit(self, child: _Child[P], available: bool, reason: str) -> None:
         event = AvailabilityChanged(self.stage, child.provider.descriptor, available, reason)
-        for callback in self.on_availability:
-            callback(event)
+        self.on_availability.emit(event)
 
     async def _recover(self, child: _Child[P], failure: ProviderFailure) -> None:
         opts = self.fallback_options

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from appliance.ops.model_store import ModelStore
+from appliance.models.manifest import load_manifest
+from appliance.models.store import ModelStore
 from appliance.providers.base import LLM, STT, TTS, VAD, Provider
 from appliance.providers.compute import ComputeBudget
 from appliance.providers.connectivity import Connectivity
@@ -48,20 +49,17 @@ class Descriptor:
         return f"{self.vendor}/{self.model}" + (f":{self.option}" if self.option else "")
 
 
-LOCAL_MODELS: dict[str, tuple[str, ...]] = {
-    "vad": ("silero-vad",),
-    "stt": ("whisper-tiny.en", "whisper-base"),
-    "llm": ("smollm2-135m",),
-    "tts": ("piper-joe-medium",),
-}
+def local_models(stage: str) -> list[str]:
+    """The local models of a stage: the manifest's entries for it (one engine per stage runs them)."""
+    return [entry.name for entry in load_manifest() if entry.stage == stage]
 
 
 def _local(stage: str, text: str) -> Descriptor:
     descriptor = Descriptor.parse(text)
     if descriptor.vendor != "local":
         raise ProviderConfigError(f"{stage} provider {text!r} is not a local one")
-    if descriptor.model not in LOCAL_MODELS[stage]:
-        known = ", ".join(f"local/{m}" for m in LOCAL_MODELS[stage])
+    if descriptor.model not in local_models(stage):
+        known = ", ".join(f"local/{m}" for m in local_models(stage))
         raise ProviderConfigError(f"{stage} provider {text!r} is unknown (local {stage} providers: {known})")
     return descriptor
 
@@ -109,7 +107,7 @@ def build_vad(text: str, store: ModelStore, budget: ComputeBudget) -> VAD:
     descriptor = _local("vad", text)
     from appliance.providers.local.silero_vad import SileroVAD
 
-    path = store.require(descriptor.model) / "silero_vad.onnx"
+    path = store.require_file(descriptor.model, ".onnx")
     return SileroVAD(path, threads=budget.vad, descriptor=str(descriptor))
 
 
@@ -177,7 +175,7 @@ def _one_llm(descriptor: Descriptor, ctx: BuildContext) -> LLM:
     _local("llm", str(descriptor))
     from appliance.providers.local.llama_llm import LlamaCppLLM
 
-    path = ctx.store.require(descriptor.model) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = ctx.store.require_file(descriptor.model, ".gguf")
     return LlamaCppLLM(path, ctx.budget.llm, ctx.context_tokens, descriptor=str(descriptor))
 
 
@@ -190,10 +188,9 @@ def _one_tts(descriptor: Descriptor, ctx: BuildContext) -> TTS:
     _local("tts", str(descriptor))
     from appliance.providers.local.piper_tts import PiperTTS
 
-    root = ctx.store.require(descriptor.model)
     return PiperTTS(
-        root / "en_US-joe-medium.onnx",
-        root / "en_US-joe-medium.onnx.json",
+        ctx.store.require_file(descriptor.model, ".onnx"),
+        ctx.store.require_file(descriptor.model, ".onnx.json"),
         ctx.budget.tts,
         speed=ctx.speed,
         descriptor=str(descriptor),

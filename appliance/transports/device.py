@@ -27,6 +27,7 @@ import numpy as np
 from appliance.audio.echo import EchoCanceller
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_dbfs
 from appliance.audio.resample import StreamResampler
+from appliance.emitter import Emitter
 from appliance.transports.ports import AudioPipe, AudioPort, SessionPort
 from appliance.voice.session import VoiceSession
 
@@ -86,7 +87,7 @@ class DeviceTransport:
         self.session = session
         self.options = options or DeviceOptions()
         self.status = "closed"
-        self.on_status: list[Callable[[str], None]] = []
+        self.on_status: Emitter[[str]] = Emitter("status")
         self.input_level_dbfs = float("-inf")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._mic: asyncio.Queue[Int16Array] = asyncio.Queue()
@@ -105,13 +106,13 @@ class DeviceTransport:
 
         The conversation moved to a room, or an operator's intercom took the device over.
         """
-        if self.peer is not None and self._speaker.clear in self.peer.stop_listeners:
-            self.peer.stop_listeners.remove(self._speaker.clear)
+        if self.peer is not None:
+            self.peer.stop_listeners.disconnect(self._speaker.clear)
         self.peer = peer
         self._speaker.clear()  # what was buffered belongs to the old peer
         self._splitter = FrameSplitter(self._splitter.frame_samples)
         if peer is not None:
-            peer.stop_listeners.append(self._speaker.clear)
+            peer.stop_listeners.connect(self._speaker.clear)
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
@@ -160,8 +161,7 @@ class DeviceTransport:
 
     def _set_status(self, status: str) -> None:
         self.status = status
-        for callback in self.on_status:
-            callback(status)
+        self.on_status.emit(status)
 
     # ----- opening -----------------------------------------------------------------------------
 

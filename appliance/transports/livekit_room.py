@@ -18,16 +18,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from appliance.aio import cancel_and_wait
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter
 from appliance.audio.resample import StreamResampler
-from appliance.tasks import cancel_and_wait
+from appliance.emitter import Emitter
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
 from appliance.transports.ports import AudioPort
 
@@ -39,9 +39,9 @@ _BLOCK_16K = ENGINE_RATE // 100  # 10 ms, what WebRTC moves per packet
 AGENT_STATE = "lk.agent.state"
 TRANSCRIPTION_TOPIC = "lk.transcription"
 HANDBACK_METHOD = "handback"
+"""RPC an operator calls to give the conversation back to the agent."""
 TEARDOWN_S = 3.0
 """How long leaving may wait for the SDK's streams and tasks to end."""
-"""RPC an operator calls to give the conversation back to the agent."""
 
 
 class Role(StrEnum):
@@ -95,10 +95,10 @@ class RoomTransport:
         self.listen_to: str | None = None
         """Identity whose audio goes to the peer (set by whoever runs the call)."""
         self.participants: dict[str, Role] = {}
-        self.on_status: list[Callable[[str], None]] = []
-        self.on_change: list[Callable[[], None]] = []
+        self.on_status: Emitter[[str]] = Emitter("status")
+        self.on_change: Emitter[[]] = Emitter("change")
         """Someone joined, left, changed role, published or unpublished a track."""
-        self.on_handback: list[Callable[[str], None]] = []
+        self.on_handback: Emitter[[str]] = Emitter("handback")
         self._room: Any = None
         self._source: Any = None
         self._dropped = asyncio.Event()
@@ -106,9 +106,9 @@ class RoomTransport:
         self._reader: tuple[str, asyncio.Task[None]] | None = None
         self._leaving = False
         self.connected_at = 0.0
+        """time.monotonic() of the last (re)join."""
         self._voice_sid = ""
         self._attributes_refused = False
-        """time.monotonic() of the last (re)join."""
 
     # ----- who is here ---------------------------------------------------------------------------
 
@@ -123,11 +123,11 @@ class RoomTransport:
 
     def attach(self, peer: AudioPort | None, listen_to: str | None) -> None:
         if peer is not self.peer:
-            if self.peer is not None and self._flush in self.peer.stop_listeners:
-                self.peer.stop_listeners.remove(self._flush)
+            if self.peer is not None:
+                self.peer.stop_listeners.disconnect(self._flush)
             self.peer = peer
             if peer is not None:
-                peer.stop_listeners.append(self._flush)
+                peer.stop_listeners.connect(self._flush)
             self._flush()
         if listen_to != self.listen_to:
             self.listen_to = listen_to
@@ -263,13 +263,11 @@ class RoomTransport:
         self._listen()
 
     def _changed(self) -> None:
-        for callback in self.on_change:
-            callback()
+        self.on_change.emit()
 
     async def _handback(self, data: Any) -> str:
         caller = getattr(data, "caller_identity", "")
-        for callback in self.on_handback:
-            callback(caller)
+        self.on_handback.emit(caller)
         return "ok"
 
     # ----- audio in: the one we listen to --------------------------------------------------------
@@ -393,8 +391,7 @@ class RoomTransport:
 
     def _set_status(self, status: str) -> None:
         self.status = status
-        for callback in self.on_status:
-            callback(status)
+        self.on_status.emit(status)
 
 
 async def _disconnect_quietly(room: Any) -> None:

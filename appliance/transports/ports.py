@@ -10,17 +10,17 @@ only a matter of which transport holds the session's port. Everything here is
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from appliance.audio.frames import ENGINE_RATE, Int16Array
+from appliance.emitter import Emitter
 from appliance.voice.session import VoiceSession
 
 
 class AudioPort(Protocol):
-    stop_listeners: list[Callable[[], None]]
+    stop_listeners: Emitter[[]]
     """Called when what was pulled ahead must not be played (a barge-in): drop your buffer."""
 
     async def feed(self, frame: Int16Array) -> None:
@@ -97,7 +97,7 @@ class PipeEnd:
     def __init__(self, outbound: AudioPipe, inbound: AudioPipe) -> None:
         self.outbound = outbound
         self.inbound = inbound
-        self.stop_listeners: list[Callable[[], None]] = []
+        self.stop_listeners: Emitter[[]] = Emitter("stop")
 
     async def feed(self, frame: Int16Array) -> None:
         self.outbound.write(frame)
@@ -125,7 +125,7 @@ class Announcement:
     def __init__(self, samples: Int16Array) -> None:
         self._pipe = AudioPipe(max_s=len(samples) / ENGINE_RATE + 1)
         self._pipe.write(samples)
-        self.stop_listeners: list[Callable[[], None]] = []
+        self.stop_listeners: Emitter[[]] = Emitter("stop")
 
     async def feed(self, frame: Int16Array) -> None:
         return None

@@ -11,26 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
-
-
-class ActivationMode(Enum):
-    ALWAYS = "always"
-    WAKE = "wake"
-    PUSH_TO_TALK = "push_to_talk"
-    MUTED = "muted"
-
-
-@dataclass(frozen=True)
-class ActivationOptions:
-    mode: ActivationMode = ActivationMode.ALWAYS
-    wake_phrase: str = "hey appliance"
-    follow_up_s: float = 8.0
-    stop_phrases: tuple[str, ...] = ("stop", "cancel", "be quiet", "never mind")
+from appliance.config import ActivationConfig
+from appliance.config import ActivationMode as ActivationMode  # where the voice layer has always named it
 
 
 @dataclass(frozen=True)
@@ -51,8 +37,8 @@ def words_of(text: str) -> list[str]:
 
 
 class ActivationGate:
-    def __init__(self, options: ActivationOptions | None = None) -> None:
-        self.options = options or ActivationOptions()
+    def __init__(self, options: ActivationConfig | None = None) -> None:
+        self.options = options or ActivationConfig()
         self.mode = self.options.mode
         self.talk_pressed = False
         self._window_until = float("-inf")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from appliance.config import VadConfig
+
 
 class Activity(Enum):
     QUIET = "quiet"
@@ -31,13 +33,6 @@ class SpeechEnded:
 ActivityEvent = SpeechStarted | SpeechEnded
 
 
-@dataclass
-class ActivityOptions:
-    activation: float = 0.5
-    deactivation: float = 0.35
-    min_speech_ms: int = 64
-
-
 class VoiceActivity:
     """Hysteresis over probabilities: start above `activation`, stop below `deactivation`.
 
@@ -46,8 +41,8 @@ class VoiceActivity:
     to decide whether that pause ends the turn.
     """
 
-    def __init__(self, options: ActivityOptions | None = None) -> None:
-        self.options = options or ActivityOptions()
+    def __init__(self, options: VadConfig | None = None) -> None:
+        self.options = options or VadConfig()
         self.state = Activity.QUIET
         self._run_start = 0.0
         self.last_voiced = 0.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from appliance.audio.frames import Int16Array
-from appliance.voice.state import InterruptionOptions
+from appliance.config import InterruptionConfig
 
 
 class Verdict(Enum):
@@ -31,7 +31,7 @@ class Candidate:
 
 
 class BargeInJudge:
-    def __init__(self, options: InterruptionOptions) -> None:
+    def __init__(self, options: InterruptionConfig) -> None:
         self.options = options
         self.candidate: Candidate | None = None
 

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from appliance.config import EndpointingConfig
+
 # Words a finished English sentence rarely ends on: articles, conjunctions, prepositions, fillers.
 _TRAILING_WORDS = frozenset(
     {
@@ -44,18 +46,11 @@ class TurnEndReason(Enum):
     PUSH_TO_TALK = "push_to_talk"
 
 
-@dataclass(frozen=True)
-class EndpointingOptions:
-    min_silence_ms: int = 300
-    max_silence_ms: int = 1500
-    max_turn_s: float = 30.0
-
-
 @dataclass
 class Endpointer:
     """Tracks one user turn on the audio timeline; the session owns one."""
 
-    options: EndpointingOptions
+    options: EndpointingConfig
 
     def __post_init__(self) -> None:
         self.turn_start: float | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from appliance.audio.frames import AudioChunk
+from appliance.config import TimeoutsConfig
 from appliance.providers.base import LLM, TTS
 from appliance.voice.chunker import SentenceChunker
 
@@ -29,12 +30,6 @@ class ReplyTimeout(Exception):
     def __init__(self, message: str, stage: str) -> None:
         super().__init__(message)
         self.stage = stage
-
-
-@dataclass
-class ReplyTimeouts:
-    llm_first_token_s: float = 15.0
-    tts_first_audio_s: float = 10.0
 
 
 @dataclass
@@ -58,7 +53,7 @@ class Reply:
         text: TextSource,
         tts: TTS,
         play: PlayFn,
-        timeouts: ReplyTimeouts,
+        timeouts: TimeoutsConfig,
         *,
         llm: LLM | None = None,
         held: bool = False,

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import numpy as np
@@ -25,10 +25,13 @@ from appliance.agents.agent import Agent
 from appliance.agents.chat_context import ChatContext
 from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEvent
 from appliance.agents.runtime import AgentRuntime
+from appliance.aio import TaskSet
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.audio.playback import PlaybackQueue
-from appliance.providers.base import Transcript
+from appliance.emitter import Emitter
+from appliance.providers.base import AvailabilityChanged, Transcript
 from appliance.voice.activation import ActivationGate, ActivationMode, chime
+from appliance.voice.activation_modes import ActivationModes, ModeOverride
 from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
 from appliance.voice.agent_voice import AgentVoice
 from appliance.voice.barge_in import BargeInJudge, Verdict
@@ -58,22 +61,22 @@ class VoiceSession:
         self.output = output
         self.options = options or SessionOptions()
         self.runtime = AgentRuntime(agent, providers.llm, self.options.llm, history_chars=self.options.history_chars)
-        self.runtime.on_event.append(self._on_agent_event)
-        self.runtime.on_volume.append(self._set_volume)
+        self.runtime.on_event.connect(self._on_agent_event)
+        self.runtime.on_volume.connect(self._set_volume)
         self.runtime.announcer = self.say
         for provider in (providers.stt, providers.llm, providers.tts):
-            listeners = getattr(provider, "on_availability", None)
-            if listeners is not None:
-                listeners.append(self._on_availability)
+            provider.on_availability.connect(self._on_availability)
         self.output.listener = self
         self.state = SessionState.LISTENING
-        self.on_turn: list[Callable[[TurnRecord], None]] = []
-        self.on_state: list[Callable[[SessionState], None]] = []
-        self.on_transcript: list[Callable[[str, bool], None]] = []
+        self.on_turn: Emitter[[TurnRecord]] = Emitter("turn")
+        self.on_state: Emitter[[SessionState]] = Emitter("state")
+        self.on_transcript: Emitter[[str, bool]] = Emitter("transcript")
         """(text, final): the speculative transcript during a pause, then the final one."""
-        self.on_agent_text: list[Callable[[str], None]] = []
+        self.on_agent_text: Emitter[[str]] = Emitter("agent_text")
         """Each piece of the reply as it starts to play."""
         self.activation = ActivationGate(self.options.activation)
+        self.modes = ActivationModes(self.options.activation.mode)
+        """The user's chosen mode and the overrides held on it (mute, a call); the gate runs the effective one."""
         self._activity = VoiceActivity(self.options.activity)
         self._endpointer = Endpointer(self.options.endpointing)
         self._now = 0.0
@@ -85,7 +88,7 @@ class VoiceSession:
         self._turns = 0
         self._utterances = 0
         self._changed = asyncio.Event()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet("voice session")
         self._in_background(self.runtime.start())
 
     # ----- input -------------------------------------------------------------------------
@@ -146,18 +149,17 @@ class VoiceSession:
         task.add_done_callback(lambda _t: self._on_speculation(speculation))
 
     async def _transcribe(self, audio: Int16Array) -> Transcript:
-        async with asyncio.timeout(self.options.stt_timeout_s):
+        async with asyncio.timeout(self.options.timeouts.stt_s):
             prompt = self.activation.stt_prompt
             return await self.providers.stt.transcribe(audio, self.options.language, prompt)
 
     def _on_speculation(self, speculation: Speculation) -> None:
         heard = speculation.text
         if heard and self._speculation is speculation:
-            for callback in self.on_transcript:
-                callback(heard, False)
+            self.on_transcript.emit(heard, False)
         if (
             self._speculation is not speculation
-            or not self.options.preemptive
+            or not self.options.endpointing.preemptive
             or self.state is not SessionState.LISTENING
             or not heard
             or looks_unfinished(heard)
@@ -197,8 +199,7 @@ class VoiceSession:
         try:
             heard = await self._final_transcript(active)
             record.set_latency("stt_final", self._now - active.last_voiced)
-            for callback in self.on_transcript:
-                callback(heard, True)
+            self.on_transcript.emit(heard, True)
             admission = self.activation.admit(heard, self._now)
             if admission.woke:
                 self.output.play(chime(), utterance=0)
@@ -233,10 +234,10 @@ class VoiceSession:
             raise
         except (ReplyTimeout, TimeoutError) as exc:
             stage = exc.stage if isinstance(exc, ReplyTimeout) else "stt"
-            record.error = str(exc) or f"speech-to-text did not answer within {self.options.stt_timeout_s:g} s"
+            record.error = str(exc) or f"speech-to-text did not answer within {self.options.timeouts.stt_s:g} s"
             log.warning("turn %d: %s", record.turn, record.error)
-            if stage != "tts" and self.options.timeout_message:
-                await self._say_instead(active, self.options.timeout_message)
+            if stage != "tts" and self.options.timeouts.message:
+                await self._say_instead(active, self.options.timeouts.message)
             else:
                 self._finish(active)
         except Exception as exc:
@@ -247,7 +248,7 @@ class VoiceSession:
     async def _say_instead(self, active: ActiveTurn, text: str) -> None:
         """Speak a fixed line in place of the reply (the LLM or STT failed); quiet if TTS fails too."""
         try:
-            async with asyncio.timeout(self.options.reply_timeouts.tts_first_audio_s):
+            async with asyncio.timeout(self.options.timeouts.tts_first_audio_s):
                 async for chunk in self.providers.tts.synthesize(text):
                     self._play(active, chunk, 0)
         except Exception as exc:
@@ -279,7 +280,7 @@ class VoiceSession:
             lambda r: self.runtime.respond(user_text, before_side_effects=r.wait_released),
             AgentVoice(self.providers.tts, lambda: self.agent),
             play=lambda _chunk, _piece: None,
-            timeouts=self.options.reply_timeouts,
+            timeouts=self.options.timeouts,
             llm=self.providers.llm,
             held=held,
         )
@@ -293,7 +294,7 @@ class VoiceSession:
         self._activity.options = options.activity
         self._barge_in.options = options.interruption
         self.activation.options = options.activation
-        if options.activation.mode is not self.activation.mode:
+        if options.activation.mode is not self.modes.chosen:
             self.set_activation_mode(options.activation.mode)
         self.runtime.options = options.llm
 
@@ -310,7 +311,7 @@ class VoiceSession:
 
         The transport must keep pulling audio meanwhile (that is what plays the sentence out).
         """
-        self.set_activation_mode(ActivationMode.MUTED)
+        self.hold_mode(ModeOverride.MUTE)
         if self.state is SessionState.SPEAKING:
             self.output.end_after_current()
             active = self._active
@@ -329,8 +330,7 @@ class VoiceSession:
 
     def keep(self, task: asyncio.Task[None]) -> None:
         """Hold a reference to a task started on the session's behalf (a say command)."""
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.keep(task)
 
     async def handoff(self, agent: Agent) -> None:
         """Switch the active agent from outside the conversation (an operator, an MQTT command)."""
@@ -345,7 +345,7 @@ class VoiceSession:
         elif isinstance(event, AgentHandoffEvent):
             active.record.agent = event.new_agent
 
-    def _on_availability(self, event: Any) -> None:
+    def _on_availability(self, event: AvailabilityChanged) -> None:
         active = self._active
         if active is not None:
             active.record.availability.append(event.to_json())
@@ -384,9 +384,8 @@ class VoiceSession:
         record.agent = self.runtime.agent.name
         record.providers = self.providers.descriptors()  # after the fact: who actually answered
         self._active = None
-        for callback in self.on_turn:
-            callback(record)
-        self._set_state(SessionState.LISTENING)
+        self._set_state(SessionState.LISTENING)  # before the listeners: the conversation goes on whatever they do
+        self.on_turn.emit(record)
 
     # ----- announcements ------------------------------------------------------------------------
 
@@ -406,7 +405,7 @@ class VoiceSession:
             yield text
 
         reply = Reply(
-            line, self.providers.tts, play=lambda c, p: self._play(active, c, p), timeouts=self.options.reply_timeouts
+            line, self.providers.tts, play=lambda c, p: self._play(active, c, p), timeouts=self.options.timeouts
         )
         active.reply = reply
         self._active = active
@@ -424,7 +423,18 @@ class VoiceSession:
     # ----- activation: push-to-talk and mode changes ------------------------------------------
 
     def set_activation_mode(self, mode: ActivationMode) -> None:
-        """Switch at run time; a turn in progress under the old mode is dropped."""
+        """The user chose a mode (a console key, config); overrides held on the session still apply."""
+        self.modes.chosen = mode
+        self._apply_mode()
+
+    def hold_mode(self, override: ModeOverride, on: bool = True) -> None:
+        """Hold (or let go of) an override: a fleet mute, a call. Letting go never undoes another one."""
+        self.modes.hold(override, on)
+        self._apply_mode()
+
+    def _apply_mode(self) -> None:
+        """Switch to the effective mode at run time; a turn in progress under the old mode is dropped."""
+        mode = self.modes.effective
         if mode is self.activation.mode:
             return
         self.activation.mode = mode
@@ -500,8 +510,7 @@ class VoiceSession:
                 self._set_state(SessionState.SPEAKING)
             pieces = active.reply.metrics.pieces if active.reply else []
             if piece < len(pieces):
-                for callback in self.on_agent_text:
-                    callback(pieces[piece])
+                self.on_agent_text.emit(pieces[piece])
 
     def on_audible(self, utterance: int, at: float) -> None:
         active = self._active
@@ -525,15 +534,12 @@ class VoiceSession:
             self.output.resume()
             self._endpointer.speech_started(candidate.start)
             self._turn_frames = candidate.frames
-        for callback in self.on_state:
-            callback(state)
+        self.on_state.emit(state)
         self._poke()
 
     def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run cleanup without waiting for it, keeping a reference so it is not garbage-collected."""
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(coro)
 
     def _poke(self) -> None:
         self._changed.set()
@@ -566,6 +572,8 @@ class VoiceSession:
             await self._changed.wait()
 
     async def aclose(self) -> None:
+        for provider in (self.providers.stt, self.providers.llm, self.providers.tts):
+            provider.on_availability.disconnect(self._on_availability)
         self._drop_speculation()
         active, self._active = self._active, None
         if active is not None:

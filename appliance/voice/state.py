@@ -1,15 +1,24 @@
-"""The session's explicit states and the options that steer its transitions."""
+"""The session's explicit states and the options that steer its transitions.
+
+The option groups are the config's own sections (`appliance/config.py`), with their defaults and
+documentation written once there; the session takes them as they are.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 
+from appliance.config import (
+    ActivationConfig,
+    EndpointingConfig,
+    InterruptionConfig,
+    LlmConfig,
+    SttConfig,
+    TimeoutsConfig,
+    VadConfig,
+)
 from appliance.providers.base import LLMOptions
-from appliance.voice.activation import ActivationOptions
-from appliance.voice.activity import ActivityOptions
-from appliance.voice.endpointing import EndpointingOptions
-from appliance.voice.reply import ReplyTimeouts
 
 
 class SessionState(Enum):
@@ -21,27 +30,18 @@ class SessionState(Enum):
     """The reply is playing (possibly paused while a possible interruption is judged)."""
 
 
-@dataclass(frozen=True)
-class InterruptionOptions:
-    enabled: bool = True
-    min_speech_ms: int = 250
-    """Speech over the agent this long is a real interruption; shorter is a cough."""
-    resume_after_ms: int = 400
-    """After a false interruption, quiet this long resumes the paused reply."""
+HISTORY_CHARS_PER_TOKEN = 2
+"""The chat history kept for the LLM: about half its context window, at ~4 characters a token."""
 
 
 @dataclass(frozen=True)
 class SessionOptions:
-    activity: ActivityOptions = field(default_factory=ActivityOptions)
-    endpointing: EndpointingOptions = field(default_factory=EndpointingOptions)
-    interruption: InterruptionOptions = field(default_factory=InterruptionOptions)
-    reply_timeouts: ReplyTimeouts = field(default_factory=ReplyTimeouts)
-    stt_timeout_s: float = 10.0
+    activity: VadConfig = field(default_factory=VadConfig)
+    endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
+    interruption: InterruptionConfig = field(default_factory=InterruptionConfig)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    """STT, first token and first audio; `message` is said when STT or the LLM times out ("": quiet)."""
     llm: LLMOptions = field(default_factory=LLMOptions)
-    preemptive: bool = True
-    """Start the reply on the speculative transcript, before the turn is committed (held)."""
-    language: str | None = "en"
-    activation: ActivationOptions = field(default_factory=ActivationOptions)
-    timeout_message: str | None = "Sorry, I can't answer that right now."
-    """Said when STT or the LLM does not answer in time (None: stay quiet)."""
-    history_chars: int = 4000
+    language: str | None = field(default_factory=lambda: SttConfig().language)
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    history_chars: int = field(default_factory=lambda: LlmConfig().context_tokens * HISTORY_CHARS_PER_TOKEN)

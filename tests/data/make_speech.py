@@ -18,8 +18,8 @@ import numpy as np
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.resample import resample
 from appliance.audio.wav import write_wav
-from appliance.ops.manifest import load_manifest
-from appliance.ops.model_store import ModelStore
+from appliance.models.manifest import load_manifest
+from appliance.models.store import ModelStore
 from appliance.providers.compute import ComputeBudget
 from appliance.providers.registry import build_tts
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from appliance.ops.manifest import load_manifest
-from appliance.ops.model_store import ModelStore
+from appliance.models.manifest import load_manifest
+from appliance.models.store import ModelStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.ops.livekit_peer import RoomPeer, mint_token
-from appliance.ops.livekit_server import API_KEY, API_SECRET, LocalLiveKitServer
+from appliance.bench.livekit_peer import RoomPeer, mint_token
+from appliance.bench.livekit_server import API_KEY, API_SECRET, LocalLiveKitServer
 from tests.integration.app_process import launched
 
 DEVICE_IDENTITY = "kitchen-1"

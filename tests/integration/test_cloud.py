@@ -22,13 +22,13 @@ from appliance.agents.builtin.home import HomeAssistant
 from appliance.audio.frames import ENGINE_RATE
 from appliance.audio.resample import resample
 from appliance.audio.wav import read_wav, write_wav
-from appliance.providers.base import ChatMessage, LLMOptions
+from appliance.providers.base import AvailabilityChanged, ChatMessage, LLMOptions
 from appliance.providers.cloud.openai_client import Endpoint
 from appliance.providers.cloud.openai_llm import OpenAILLM
 from appliance.providers.cloud.openai_stt import OpenAISTT
 from appliance.providers.cloud.openai_tts import OpenAITTS
 from appliance.providers.connectivity import Connectivity
-from appliance.providers.fallback import AvailabilityChanged, FallbackLLM, FallbackOptions, FallbackSTT, FallbackTTS
+from appliance.providers.fallback import FallbackLLM, FallbackOptions, FallbackSTT, FallbackTTS
 from appliance.providers.local.llama_llm import LlamaCppLLM
 from appliance.providers.local.piper_tts import PiperTTS
 from tests.fakes import join, silence
@@ -173,7 +173,7 @@ def test_every_kind_of_broken_cloud_falls_back_to_the_local_model(
         cloud = OpenAILLM(Endpoint("openai", fault.base_url, "sk-x"), "m", "openai/m", timeout_s=10)
         llm = FallbackLLM([cloud, local_llm(models_dir)], options=FallbackOptions(deadline_s=1.5))
         events: list[AvailabilityChanged] = []
-        llm.on_availability.append(events.append)
+        llm.on_availability.connect(events.append)
         started = time.monotonic()
         text = "".join([p async for p in llm.stream(HI, LLMOptions(max_tokens=16))])
         took = time.monotonic() - started

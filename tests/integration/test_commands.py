@@ -95,7 +95,7 @@ def test_the_llm_reuses_its_kv_cache_across_turns(models_dir: Path) -> None:
 
 
 def test_run_without_a_sound_card_answers_the_bundled_question(cli: Cli, tmp_path: Path) -> None:
-    from appliance.commands.devices import default_devices
+    from appliance.cli.devices import default_devices
 
     if default_devices().input is not None:
         return  # this machine has a sound card: `run` would use it

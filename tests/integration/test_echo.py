@@ -37,7 +37,7 @@ def converse_in_a_room(models_dir: Path, audio: AudioChunk) -> tuple[list[TurnRe
         try:
             session = appliance.new_session(16_000)
             records: list[TurnRecord] = []
-            session.on_turn.append(records.append)
+            session.on_turn.connect(records.append)
             transport = FileTransport(
                 session, realtime=False, room=RoomEcho(delay_ms=60, gain=0.6), echo_canceller=EchoCanceller()
             )

@@ -13,7 +13,7 @@ import pytest
 
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.wav import read_wav
-from appliance.ops.livekit_server import LocalLiveKitServer
+from appliance.bench.livekit_server import LocalLiveKitServer
 from tests.fakes import silence
 from tests.integration.app_process import Appliance
 from tests.integration.broker import collect, mosquitto, rr

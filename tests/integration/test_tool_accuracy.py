@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from appliance import Agent, AgentSession, function_tool
-from appliance.ops.tool_eval import evaluate_tools
+from appliance.bench.tool_eval import evaluate_tools
 from appliance.providers.local.llama_llm import LlamaCppLLM
 
 

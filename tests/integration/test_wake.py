@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from appliance.ops.wake_eval import evaluate_wake
+from appliance.bench.wake_eval import evaluate_wake
 from appliance.providers.local.piper_tts import PiperTTS
 from tests.integration.speech_check import whisper
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.voice.activation import ActivationGate, ActivationMode, ActivationOptions, chime
+from appliance.config import ActivationConfig
+from appliance.voice.activation import ActivationGate, ActivationMode, chime
 
 
 def wake_gate(**options: object) -> ActivationGate:
-    return ActivationGate(ActivationOptions(mode=ActivationMode.WAKE, **options))  # type: ignore[arg-type]
+    return ActivationGate(ActivationConfig(mode=ActivationMode.WAKE, **options))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.config import VadConfig
 from appliance.voice.activity import (
     Activity,
     ActivityEvent,
-    ActivityOptions,
     SpeechEnded,
     SpeechStarted,
     VoiceActivity,
@@ -27,13 +27,13 @@ def _run(vad: VoiceActivity, probabilities: list[float]) -> list[tuple[int, Acti
 
 
 def test_start_needs_min_speech_ms_of_voiced_frames() -> None:
-    vad = VoiceActivity(ActivityOptions(min_speech_ms=96))
+    vad = VoiceActivity(VadConfig(min_speech_ms=96))
     events = _run(vad, [0.1, 0.9, 0.9, 0.9])
     assert [i for i, _ in events] == [3]
 
 
 def test_start_reports_the_first_voiced_frames_start_time() -> None:
-    vad = VoiceActivity(ActivityOptions(min_speech_ms=96))
+    vad = VoiceActivity(VadConfig(min_speech_ms=96))
     events = _run(vad, [0.1, 0.1, 0.9, 0.9, 0.9])
     assert events == [(4, SpeechStarted(at=pytest.approx(2 * FRAME)))]
 
@@ -45,7 +45,7 @@ def test_default_start_takes_two_frames() -> None:
 
 
 def test_broken_run_restarts_the_count_from_the_next_voiced_frame() -> None:
-    vad = VoiceActivity(ActivityOptions(min_speech_ms=96))
+    vad = VoiceActivity(VadConfig(min_speech_ms=96))
     events = _run(vad, [0.9, 0.9, 0.2, 0.9, 0.9, 0.9])
     assert events == [(5, SpeechStarted(at=pytest.approx(3 * FRAME)))]
 

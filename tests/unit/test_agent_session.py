@@ -210,7 +210,7 @@ def test_home_volume_time_and_date_tools() -> None:
             await session.start(HomeAssistant())
             levels: list[int] = []
             assert session.runtime is not None
-            session.runtime.on_volume.append(levels.append)
+            session.runtime.on_volume.connect(levels.append)
             texts = [
                 (await session.run(user_input=line)).text
                 for line in (

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from appliance.config import InterruptionConfig
 from appliance.voice.barge_in import BargeInJudge, Verdict
-from appliance.voice.state import InterruptionOptions
 
 FRAME = np.zeros(512, dtype=np.int16)
 STEP = 0.032
 
 
 def run(voiced: list[bool], confirmed_after: int = 2, **options: object) -> list[Verdict]:
-    judge = BargeInJudge(InterruptionOptions(**options))  # type: ignore[arg-type]
+    judge = BargeInJudge(InterruptionConfig(**options))  # type: ignore[arg-type]
     verdicts = []
     for index, is_voiced in enumerate(voiced):
         start = index * STEP
@@ -44,7 +44,7 @@ def test_disabled_interruption_never_pauses() -> None:
 
 
 def test_the_candidate_keeps_the_preroll_and_its_frames_for_the_next_turn() -> None:
-    judge = BargeInJudge(InterruptionOptions())
+    judge = BargeInJudge(InterruptionConfig())
     judge.update(FRAME, 0.0, STEP, True, False, [FRAME, FRAME])
     judge.update(FRAME, STEP, 2 * STEP, True, True, [FRAME])
     candidate = judge.take()

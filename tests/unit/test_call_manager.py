@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,12 +17,13 @@ from appliance.agents.agent import Agent
 from appliance.audio.frames import ENGINE_RATE
 from appliance.audio.playback import PlaybackQueue
 from appliance.calls.manager import CallError, CallManager
-from appliance.config import LiveKitConfig
+from appliance.config import ActivationConfig, LiveKitConfig
+from appliance.emitter import Emitter
 from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials
 from appliance.transports.livekit_room import Role, RoomRules
 from appliance.transports.ports import Announcement, AudioPort, PipeEnd, SessionPort
-from appliance.voice.activation import ActivationMode, ActivationOptions
+from appliance.voice.activation import ActivationMode
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionOptions
 from appliance.voice.turn_state import Providers
@@ -41,9 +41,9 @@ class StandInRoom:
         self.participants: dict[str, Role] = {}
         self.peer: AudioPort | None = None
         self.listen_to: str | None = None
-        self.on_change: list[Callable[[], None]] = []
-        self.on_status: list[Callable[[str], None]] = []
-        self.on_handback: list[Callable[[str], None]] = []
+        self.on_change: Emitter[[]] = Emitter("change")
+        self.on_status: Emitter[[str]] = Emitter("status")
+        self.on_handback: Emitter[[str]] = Emitter("handback")
         self.left = False
         self.states: list[str] = []
         self.captions: list[tuple[str, bool]] = []
@@ -78,18 +78,16 @@ class StandInRoom:
 
     def arrive(self, identity: str, role: Role = Role.CALLER) -> None:
         self.participants[identity] = role
-        for callback in self.on_change:
-            callback()
+        self.on_change.emit()
 
     def depart(self, identity: str) -> None:
         del self.participants[identity]
-        for callback in self.on_change:
-            callback()
+        self.on_change.emit()
 
 
 def session(mode: ActivationMode = ActivationMode.WAKE) -> VoiceSession:
     providers = Providers(FakeVAD(), FakeSTT(), FakeLLM(), FakeTTS())
-    options = SessionOptions(activation=ActivationOptions(mode))
+    options = SessionOptions(activation=ActivationConfig(mode=mode))
     return VoiceSession(providers, Agent(instructions="Be brief."), PlaybackQueue(ENGINE_RATE), options)
 
 
@@ -118,7 +116,7 @@ class Box:
             synthesize=synthesize,
             transport_factory=factory,
         )
-        self.calls.on_event.append(self.events.append)
+        self.calls.on_event.connect(self.events.append)
 
     def room(self, name: str) -> StandInRoom:
         return next(r for r in self.rooms if r.name == name)
@@ -207,8 +205,7 @@ async def test_an_operator_takes_the_device_over_as_an_intercom_until_handback()
     kitchen.arrive("operator-1", Role.OPERATOR)
     assert box.device is not None and isinstance(box.device.peer, PipeEnd)
     assert isinstance(kitchen.peer, PipeEnd) and kitchen.listen_to == "operator-1"
-    for callback in kitchen.on_handback:
-        callback("operator-1")
+    kitchen.on_handback.emit("operator-1")
     assert isinstance(kitchen.peer, SessionPort) and kitchen.listen_to == "dave"
     assert box.device.peer is None  # the conversation is still in the room
     assert box.kinds().count("operator_joined") == 1 and "operator_left" in box.kinds()

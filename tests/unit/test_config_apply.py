@@ -6,8 +6,9 @@ from appliance.agents.builtin.home import HomeAssistant
 from appliance.audio.frames import ENGINE_RATE
 from appliance.audio.playback import PlaybackQueue
 from appliance.config import load_config
+from appliance.control import Control
 from appliance.fleet.config_apply import apply_config
-from appliance.ops.config_store import ConfigStore, StaleVersionError
+from appliance.fleet.config_store import ConfigStore, StaleVersionError
 from appliance.voice.session import VoiceSession
 from appliance.voice.turn_state import Providers
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD
@@ -38,7 +39,8 @@ def test_endpointing_volume_activation_and_agent_change_live_and_mqtt_waits() ->
         session = VoiceSession(
             Providers(FakeVAD(), FakeSTT(), FakeLLM(), FakeTTS()), HomeAssistant(), PlaybackQueue(ENGINE_RATE)
         )
-        result = await apply_config(old, new, FakeAppliance(), session)  # type: ignore[arg-type]
+        control = Control(session, appliance=FakeAppliance())  # type: ignore[arg-type]
+        result = await apply_config(old, new, control)
         return result, session
 
     result, session = run_virtual(main())

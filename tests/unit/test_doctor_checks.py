@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from appliance.commands.doctor import Check, credential_checks, report, sound_check
+from appliance.cli.doctor import Check, credential_checks, report, sound_check
 from appliance.config import AppConfig
-from appliance.ops.reachability import http_url
+from appliance.system.reachability import http_url
 
 
 def config(**sections: Any) -> AppConfig:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.config import EndpointingConfig
 from appliance.voice.endpointing import (
     Endpointer,
-    EndpointingOptions,
     TurnEndReason,
     looks_unfinished,
 )
@@ -19,8 +19,8 @@ def _t(frame: int) -> float:
     return frame * FRAME
 
 
-def _after_speech(options: EndpointingOptions | None = None, start: int = 10, end: int = 50) -> Endpointer:
-    endpointer = Endpointer(options or EndpointingOptions(min_silence_ms=320, max_silence_ms=1600))
+def _after_speech(options: EndpointingConfig | None = None, start: int = 10, end: int = 50) -> Endpointer:
+    endpointer = Endpointer(options or EndpointingConfig(min_silence_ms=320, max_silence_ms=1600))
     endpointer.speech_started(_t(start))
     endpointer.speech_ended(_t(end))
     return endpointer
@@ -95,7 +95,7 @@ def test_finished_question_is_not_held_past_min_silence() -> None:
 
 
 def test_first_speech_start_opens_a_turn() -> None:
-    endpointer = Endpointer(EndpointingOptions())
+    endpointer = Endpointer(EndpointingConfig())
     assert endpointer.speech_started(1.0) is True
     assert endpointer.in_turn
 
@@ -121,20 +121,20 @@ def test_resumed_speech_resets_the_silence() -> None:
 
 
 def test_max_turn_cuts_a_turn_that_never_stops() -> None:
-    endpointer = Endpointer(EndpointingOptions(max_turn_s=30.0))
+    endpointer = Endpointer(EndpointingConfig(max_turn_s=30.0))
     endpointer.speech_started(2.0)
     assert endpointer.check(31.968, None) is None
     assert endpointer.check(32.0, None) is TurnEndReason.MAX_TURN
 
 
 def test_max_turn_cuts_exactly_at_max_turn_s_on_the_frame_grid() -> None:
-    endpointer = Endpointer(EndpointingOptions(max_turn_s=3.2))
+    endpointer = Endpointer(EndpointingConfig(max_turn_s=3.2))
     endpointer.speech_started(_t(5))
     assert endpointer.check(_t(105), None) is TurnEndReason.MAX_TURN
 
 
 def test_check_without_a_turn_returns_none() -> None:
-    endpointer = Endpointer(EndpointingOptions())
+    endpointer = Endpointer(EndpointingConfig())
     assert endpointer.check(100.0, "anything") is None
 
 

@@ -62,7 +62,7 @@ def test_a_failing_primary_falls_back_and_says_why(category: str) -> None:
     primary = ScriptedLLM("openai/gpt", f"fail:{category}", cloud=True)
     backup = ScriptedLLM("local/small", reply="from local")
     llm = FallbackLLM([primary, backup])
-    llm.on_availability.append(events.append)
+    llm.on_availability.connect(events.append)
     assert collect(llm) == "from local "
     assert llm.descriptor == "local/small"
     assert events == [AvailabilityChanged("llm", "openai/gpt", False, category)]
@@ -93,7 +93,7 @@ def test_a_failed_child_is_skipped_then_used_again_once_a_probe_succeeds() -> No
     backup = ScriptedLLM("b", reply="backup")
     llm = FallbackLLM([primary, backup], options=FallbackOptions(probe_initial_s=5.0))
     events: list[AvailabilityChanged] = []
-    llm.on_availability.append(events.append)
+    llm.on_availability.connect(events.append)
 
     async def main() -> list[str]:
         said = ["".join([p async for p in llm.stream(HI, LLMOptions())])]

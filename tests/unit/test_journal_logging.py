@@ -10,11 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from appliance.ops.journal_logging import JournalFormatter, stream_is_journal, syslog_priority
+from appliance.system.journal_logging import JournalFormatter, stream_is_journal, syslog_priority
 
 SCRIPT = """
 import logging
-from appliance.ops.journal_logging import configure_logging
+from appliance.system.journal_logging import configure_logging
 configure_logging(logging.INFO)
 log = logging.getLogger("appliance.test")
 log.info("loaded")

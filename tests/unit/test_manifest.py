@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from appliance.ops.manifest import (
+from appliance.models.manifest import (
     ManifestError,
     UnknownModelError,
     load_manifest,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from appliance.ops.manifest import Manifest, UnknownModelError, load_manifest, parse_manifest
-from appliance.ops.model_commands import models_fetch, models_list, models_verify
-from appliance.ops.model_store import (
+from appliance.cli.models import models_fetch, models_list, models_verify
+from appliance.models.manifest import Manifest, UnknownModelError, load_manifest, parse_manifest
+from appliance.models.store import (
     ModelFetchError,
     ModelMissingError,
     ModelStore,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.ops.notify import NotifySocket, notify_address
-from appliance.ops.service_notifier import ServiceNotifier, watchdog_interval
+from appliance.system.notify import NotifySocket, notify_address
+from appliance.system.service_notifier import ServiceNotifier, watchdog_interval
 
 
 @dataclass

@@ -6,6 +6,7 @@ virtual clock makes the pacing, endpointing delays and timeouts instant and exac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,11 +14,10 @@ import numpy as np
 from appliance.agents.agent import Agent
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.playback import PlaybackQueue
+from appliance.config import EndpointingConfig, InterruptionConfig, TimeoutsConfig
 from appliance.transports.file import FileTransport
-from appliance.voice.endpointing import EndpointingOptions
-from appliance.voice.reply import ReplyTimeouts
 from appliance.voice.session import VoiceSession
-from appliance.voice.state import InterruptionOptions, SessionOptions, SessionState
+from appliance.voice.state import SessionOptions, SessionState
 from appliance.voice.turn_record import TurnRecord
 from appliance.voice.turn_state import Providers
 from tests.fakes import HANG, FakeLLM, FakeSTT, FakeTTS, FakeVAD, join, silence, speech
@@ -57,6 +57,7 @@ def converse(
     llm: FakeLLM | None = None,
     tts: FakeTTS | None = None,
     realtime: bool = True,
+    on_turn: Callable[[TurnRecord], None] | None = None,
     **options: object,
 ) -> Run:
     stt, llm, tts = stt or FakeSTT(), llm or FakeLLM(), tts or FakeTTS()
@@ -70,8 +71,10 @@ def converse(
         )
         records: list[TurnRecord] = []
         states: list[SessionState] = []
-        session.on_turn.append(records.append)
-        session.on_state.append(states.append)
+        if on_turn is not None:
+            session.on_turn.connect(on_turn)  # before the test's own: a listener that raises must not stop it
+        session.on_turn.connect(records.append)
+        session.on_state.connect(states.append)
         result = await FileTransport(session, realtime=realtime).run(audio)
         await session.aclose()
         return Run(records, result.output, states, session, llm, stt, tts, result.input_seconds)
@@ -96,7 +99,7 @@ def test_a_question_gets_a_spoken_reply_and_one_turn_record() -> None:
 
 
 def test_turn_ends_after_min_silence_and_latencies_are_measured_on_the_timeline() -> None:
-    run = converse(QUESTION, endpointing=EndpointingOptions(min_silence_ms=300))
+    run = converse(QUESTION, endpointing=EndpointingConfig(min_silence_ms=300))
     latency = run.records[0].latency_ms
     assert latency["end_of_turn"] == 320  # the first 32 ms frame boundary at or after 300 ms
     # Speculative STT (100 ms) and the held reply were ready before the turn ended,
@@ -111,7 +114,7 @@ def test_turn_ends_after_min_silence_and_latencies_are_measured_on_the_timeline(
 
 
 def test_reply_is_not_heard_before_the_turn_is_committed() -> None:
-    run = converse(QUESTION, endpointing=EndpointingOptions(min_silence_ms=800))
+    run = converse(QUESTION, endpointing=EndpointingConfig(min_silence_ms=800))
     assert not run.audible_between(LAST_VOICED, LAST_VOICED + 0.8)
     assert run.records[0].latency_ms["end_of_turn"] == 800
 
@@ -120,20 +123,20 @@ def test_an_unfinished_sentence_waits_for_max_silence() -> None:
     run = converse(
         join(silence(0.5), speech(1.0), silence(3.0)),
         stt=FakeSTT("set a timer for"),
-        endpointing=EndpointingOptions(min_silence_ms=300, max_silence_ms=1500),
+        endpointing=EndpointingConfig(min_silence_ms=300, max_silence_ms=1500),
     )
     assert run.records[0].latency_ms["end_of_turn"] == 1504
 
 
 def test_a_pause_shorter_than_min_silence_keeps_one_turn() -> None:
     audio = join(silence(0.5), speech(0.8), silence(0.2), speech(0.8), silence(3.0))
-    run = converse(audio, endpointing=EndpointingOptions(min_silence_ms=300))
+    run = converse(audio, endpointing=EndpointingConfig(min_silence_ms=300))
     assert len(run.records) == 1
     assert run.stt.calls[-1] >= 1.8  # the final transcript covers both parts
 
 
 def test_without_preemption_the_reply_starts_after_the_turn_ends() -> None:
-    run = converse(QUESTION, preemptive=False)
+    run = converse(QUESTION, endpointing=EndpointingConfig(preemptive=False))
     latency = run.records[0].latency_ms
     # end of turn 320, then LLM 50 + first piece's tokens 20 + TTS 30, then the next frame
     assert (latency["voice_to_voice"] or 0) >= 320 + 50 + 30
@@ -180,7 +183,7 @@ def test_a_short_noise_pauses_the_agent_and_it_resumes() -> None:
     reply = "One two three four five six seven eight."
     blip_at = LAST_VOICED + 0.8
     audio = join(silence(0.5), speech(1.0), silence(0.8), speech(0.1), silence(4.0))
-    run = converse(audio, llm=FakeLLM(reply), interruption=InterruptionOptions(min_speech_ms=250, resume_after_ms=300))
+    run = converse(audio, llm=FakeLLM(reply), interruption=InterruptionConfig(min_speech_ms=250, resume_after_ms=300))
     assert len(run.records) == 1 and run.records[0].interrupted is False
     assert not run.audible_between(blip_at + 0.1, blip_at + 0.35)  # paused while judged
     heard = np.count_nonzero(np.abs(run.output.samples.astype(np.int32)) > 1000) / ENGINE_RATE
@@ -192,7 +195,7 @@ def test_speech_while_thinking_joins_the_same_turn() -> None:
     audio = join(silence(0.5), speech(1.0), silence(0.35), speech(1.0), silence(3.0))
     stt = FakeSTT(lambda seconds: f"{seconds:.1f} seconds of speech", delay=0.1)
     run = converse(
-        audio, stt=stt, llm=FakeLLM(first_token_delay=0.5), endpointing=EndpointingOptions(min_silence_ms=300)
+        audio, stt=stt, llm=FakeLLM(first_token_delay=0.5), endpointing=EndpointingConfig(min_silence_ms=300)
     )
     assert len(run.records) == 1
     assert run.stt.calls[-1] > 2.0
@@ -201,26 +204,26 @@ def test_speech_while_thinking_joins_the_same_turn() -> None:
 def test_an_llm_that_never_answers_times_out_and_the_session_listens_again() -> None:
     audio = join(QUESTION, speech(1.0), silence(3.0))
     llm = FakeLLM(first_token_delay=HANG)
-    run = converse(audio, llm=llm, reply_timeouts=ReplyTimeouts(llm_first_token_s=2.0))
+    run = converse(audio, llm=llm, timeouts=TimeoutsConfig(llm_first_token_s=2.0))
     assert run.records[0].error == "LLM first token did not arrive within 2 s"
     assert len(run.records) == 2  # the next question was heard
     assert run.session.state is SessionState.LISTENING
 
 
 def test_tts_that_hangs_times_out() -> None:
-    run = converse(QUESTION, tts=FakeTTS(delay=HANG), reply_timeouts=ReplyTimeouts(tts_first_audio_s=1.0))
+    run = converse(QUESTION, tts=FakeTTS(delay=HANG), timeouts=TimeoutsConfig(tts_first_audio_s=1.0))
     assert run.records[0].error == "TTS first audio did not arrive within 1 s"
 
 
 def test_stt_that_hangs_times_out() -> None:
-    run = converse(QUESTION, stt=FakeSTT(delay=HANG), stt_timeout_s=2.0)
+    run = converse(QUESTION, stt=FakeSTT(delay=HANG), timeouts=TimeoutsConfig(stt_s=2.0))
     assert run.records[0].error is not None
     assert run.llm.requests == []
 
 
 def test_a_turn_that_never_stops_is_cut_at_max_turn() -> None:
     audio = join(silence(0.5), speech(6.0), silence(2.0))
-    run = converse(audio, endpointing=EndpointingOptions(max_turn_s=3.0), interruption=InterruptionOptions(False))
+    run = converse(audio, endpointing=EndpointingConfig(max_turn_s=3.0), interruption=InterruptionConfig(enabled=False))
     assert run.records[0].latency_ms["end_of_turn"] == 0
     assert 2.9 <= run.stt.calls[0] <= 3.4
 
@@ -235,7 +238,7 @@ def test_history_is_sent_to_the_llm_on_the_next_turn() -> None:
 
 def test_fast_mode_keeps_the_timeline_and_spends_no_audio_time_computing() -> None:
     slow = FakeLLM(first_token_delay=2.0)
-    run = converse(QUESTION, llm=slow, realtime=False, preemptive=False)
+    run = converse(QUESTION, llm=slow, realtime=False, endpointing=EndpointingConfig(preemptive=False))
     assert len(run.records) == 1
     # 2 s of LLM time are not on the timeline: the reply starts right after the turn decision.
     assert (run.records[0].latency_ms["voice_to_voice"] or 0) <= 400
@@ -258,7 +261,7 @@ def test_a_tool_call_shows_in_the_turn_record_and_a_timer_rings_while_idle() -> 
             PlaybackQueue(ENGINE_RATE),
         )
         records: list[TurnRecord] = []
-        session.on_turn.append(records.append)
+        session.on_turn.connect(records.append)
         transport = FileTransport(session)
         await transport.feed(QUESTION)
         await transport.feed(silence(70.0))  # nobody talks; the timer rings at about 61.5 s
@@ -316,7 +319,7 @@ def test_after_a_handoff_the_new_agent_speaks_with_its_own_voice_and_the_record_
             PlaybackQueue(ENGINE_RATE),
         )
         records: list[TurnRecord] = []
-        session.on_turn.append(records.append)
+        session.on_turn.connect(records.append)
         transport = FileTransport(session)
         await transport.feed(join(QUESTION, speech(1.0), silence(3.0)))
         await transport.drain()

@@ -9,9 +9,9 @@ import numpy as np
 from appliance.agents.agent import Agent
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.playback import PlaybackQueue
+from appliance.config import ActivationConfig, TimeoutsConfig
 from appliance.transports.file import FileTransport
-from appliance.voice.activation import ActivationMode, ActivationOptions
-from appliance.voice.reply import ReplyTimeouts
+from appliance.voice.activation import ActivationMode
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionOptions
 from appliance.voice.turn_record import TurnRecord
@@ -36,7 +36,7 @@ def play(
             SessionOptions(**options),  # type: ignore[arg-type]
         )
         records: list[TurnRecord] = []
-        session.on_turn.append(records.append)
+        session.on_turn.connect(records.append)
         transport = FileTransport(session)
         await script(session, transport)
         await transport.drain()
@@ -56,7 +56,7 @@ def utterance(n: int) -> AudioChunk:
     return speech(n + 0.1)
 
 
-WAKE = ActivationOptions(mode=ActivationMode.WAKE, follow_up_s=5.0)
+WAKE = ActivationConfig(mode=ActivationMode.WAKE, follow_up_s=5.0)
 
 
 def test_in_wake_mode_speech_without_the_phrase_gets_no_reply() -> None:
@@ -119,7 +119,7 @@ def test_muted_hears_nothing_and_runs_no_vad() -> None:
         await t.feed(utterance(1))
         await t.feed(silence(2.0))
 
-    records, _, _, _, vad = play(script, by_length("hello"), activation=ActivationOptions(ActivationMode.MUTED))
+    records, _, _, _, vad = play(script, by_length("hello"), activation=ActivationConfig(mode=ActivationMode.MUTED))
     assert records == [] and vad.frames == 0
 
 
@@ -136,7 +136,7 @@ def test_push_to_talk_turns_follow_the_key() -> None:
     records, _, _, _, vad = play(
         script,
         by_length("ignored", "what time is it"),
-        activation=ActivationOptions(ActivationMode.PUSH_TO_TALK),
+        activation=ActivationConfig(mode=ActivationMode.PUSH_TO_TALK),
     )
     assert [r.user_text for r in records] == ["what time is it"]
     assert records[0].latency_ms["end_of_turn"] == 0  # the key ended the turn, not silence
@@ -159,7 +159,7 @@ def test_pressing_the_key_stops_the_agent() -> None:
         script,
         by_length("first", "second"),
         llm=FakeLLM(long_reply),
-        activation=ActivationOptions(ActivationMode.PUSH_TO_TALK),
+        activation=ActivationConfig(mode=ActivationMode.PUSH_TO_TALK),
     )
     assert [r.interrupted for r in records] == [True, False]
     assert [r.user_text for r in records] == ["first", "second"]
@@ -190,8 +190,7 @@ def test_an_llm_timeout_is_said_out_loud_and_the_session_listens_again() -> None
         by_length("hello"),
         llm=FakeLLM(first_token_delay=HANG),
         tts=tts,
-        reply_timeouts=ReplyTimeouts(llm_first_token_s=2.0),
-        timeout_message="Sorry, no answer.",
+        timeouts=TimeoutsConfig(llm_first_token_s=2.0, message="Sorry, no answer."),
     )
     assert records[0].error == "LLM first token did not arrive within 2 s"
     assert tts.texts == ["Sorry, no answer."]

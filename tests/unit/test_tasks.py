@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from appliance.tasks import cancel_and_wait
+from appliance.aio import cancel_and_wait
 
 
 async def test_a_task_that_swallows_the_first_cancel_still_ends() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.ops.manifest import load_manifest
+from appliance.models.manifest import load_manifest
 from tests.integration.broker import Broker, mosquitto
 from tests.integration.firmware.rig import DeviceRig
 from tests.integration.firmware.wheel import build_wheel

