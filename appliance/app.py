@@ -78,12 +78,9 @@ class Appliance:
     def providers(self) -> Providers | None:
         return self.engines.providers
 
-    def check(self) -> None:
-        """Fail fast, before loading anything, on an agent or descriptors nothing can build."""
-        create_agent(self.config.agent.name)
-        self.engines.check()
-
     async def load(self, warm_up: bool = True) -> Providers:
+        """Every engine, loaded and warmed up; fails fast, before loading anything, on an agent or a
+        descriptor nothing can build."""
         create_agent(self.config.agent.name)
         return await self.engines.load(warm_up)
 

@@ -22,6 +22,7 @@ from appliance.audio.frames import AudioChunk
 from appliance.audio.wav import read_wav
 from appliance.config import AppConfig, FallbackConfig, LlmConfig, ProviderEndpoint
 from appliance.providers.fallback import FallbackLLM
+from appliance.providers.swappable import SwappableLLM
 from appliance.transports.file import FileTransport
 from appliance.voice.turn_record import TurnRecord
 
@@ -29,16 +30,17 @@ DEADLINE_S = 1.0
 
 
 async def _turns(config: AppConfig, question: Path, count: int, forget: bool = False) -> list[TurnRecord]:
-    appliance = Appliance(config)
-    await appliance.load()
+    appliance = await Appliance.started(config)
     records: list[TurnRecord] = []
     try:
         session = appliance.new_session(16_000)
         session.on_turn.connect(records.append)
         transport = FileTransport(session, realtime=True)
+        llm = session.providers.llm
+        chain = llm.engine if isinstance(llm, SwappableLLM) else llm
         for _ in range(count):
-            if forget and isinstance(appliance.providers.llm if appliance.providers else None, FallbackLLM):
-                appliance.providers.llm.reset_status()  # type: ignore[union-attr]
+            if forget and isinstance(chain, FallbackLLM):
+                chain.reset_status()
             await transport.feed(AudioChunk.silence(0.5))
             await transport.feed(read_wav(question))
             await transport.drain(extra_s=0.2)

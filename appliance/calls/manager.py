@@ -32,6 +32,7 @@ from appliance.transports.device import DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials
 from appliance.transports.livekit_room import Role, RoomError, RoomRules, RoomTransport
 from appliance.transports.ports import Announcement, Intercom, SessionPort
+from appliance.transports.status import RoomState, RoomStatus
 from appliance.voice.activation_modes import ModeOverride
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionState
@@ -404,10 +405,10 @@ class CallManager:
             call.handed_back.add(identity)
             self._reconcile()
 
-    def _status(self, call: RoomCall, status: str) -> None:
-        if status == "connecting":
+    def _status(self, call: RoomCall, status: RoomStatus) -> None:
+        if status.state is RoomState.CONNECTING:
             return
-        self._emit("connection", call, state=status)
+        self._emit("connection", call, state=str(status))
         self._reconcile()
 
     async def _announce_busy(self, call: RoomCall) -> None:

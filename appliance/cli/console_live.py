@@ -29,6 +29,7 @@ from appliance.cli.serve import OUTPUT_RATE, device_options
 from appliance.config import AppConfig
 from appliance.control import Control
 from appliance.transports.device import DeviceTransport
+from appliance.transports.status import SoundDeviceStatus
 from appliance.voice.activation import ActivationMode
 from appliance.voice.state import SessionState
 from appliance.voice.turn_record import TurnRecord
@@ -80,8 +81,8 @@ class ConsoleView:
         )
         self._emit(Text(line, style="dim"))
 
-    def _device(self, status: str) -> None:
-        self.device = status
+    def _device(self, status: SoundDeviceStatus) -> None:
+        self.device = str(status)
         if not self.live:
             print(f"sound device: {status}", flush=True)
 

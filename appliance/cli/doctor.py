@@ -20,8 +20,7 @@ from rich.table import Table
 from appliance.cli.devices import default_devices
 from appliance.cli.errors import EXIT_FAILURE, EXIT_OK
 from appliance.config import AppConfig
-from appliance.models.manifest import load_manifest
-from appliance.models.store import ModelStore
+from appliance.models.store import open_store
 from appliance.providers.compute import ComputeBudget
 from appliance.providers.registry import ProviderConfigError, check_descriptor
 from appliance.providers.secrets import SecretError, resolve_secret
@@ -121,7 +120,7 @@ def model_checks(config: AppConfig) -> list[Check]:
     """Every default model and every model a local provider in the config names; others only if present."""
     configured = {d.partition("/")[2].partition(":")[0] for chain in _chains(config).values() for d in chain
                   if d.startswith("local/")}  # fmt: skip
-    store = ModelStore(config.models.dir, load_manifest())
+    store = open_store(config.models.dir)
     checks = []
     for row in store.list_rows():
         needed = row.default or row.name in configured

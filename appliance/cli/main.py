@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from appliance.cli.errors import EXIT_OK, as_cli_error
+from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, as_cli_error
 from appliance.cli.parser import build_parser
 from appliance.system.journal_logging import configure_logging
 
@@ -33,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return _run_async(handlers[args.command](args))
+    except BrokenPipeError:
+        # The reader went away (`appliance config | head`): nothing more to say, and no traceback
+        # when Python flushes stdout on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except Exception as exc:
         error = as_cli_error(exc)
         if error is None:
@@ -90,11 +96,10 @@ async def _models(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from appliance.cli.models import models_fetch, models_list, models_verify
-    from appliance.models.manifest import load_manifest
-    from appliance.models.store import ModelStore
+    from appliance.models.store import open_store
 
     config = _load_config(args)
-    store = ModelStore(config.models.dir, load_manifest())
+    store = open_store(config.models.dir)
     if args.models_command == "list":
         # A pipe gets a fixed width: rich would otherwise squeeze names to 80 columns.
         return models_list(store, Console(width=None if sys.stdout.isatty() else 120))

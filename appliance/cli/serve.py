@@ -42,7 +42,7 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
     if with_device:
         device = DeviceTransport(session, device_options(config))
         device.on_status.connect(lambda status: _say(f"sound device: {status}"))
-        device.on_status.connect(lambda status: life.report("sound", status.split(":")[0]))
+        device.on_status.connect(lambda status: life.report("sound", status.state.value))
         device.on_status.connect(lambda _status: life.ready())  # the first attempt to open it is over
     else:
         _say('headless ([audio] input = "none"): engines ready, no microphone; waiting for calls and commands')
@@ -71,9 +71,7 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
         if device is not None:
             device.on_status.connect(
                 lambda status: (
-                    link.publish_event(error_event("sound device", status))
-                    if status.startswith(("unavailable", "lost"))
-                    else None
+                    link.publish_event(error_event("sound device", str(status))) if status.state.is_error else None
                 )
             )
         jobs.append(link.run(life.stop))

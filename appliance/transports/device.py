@@ -29,6 +29,7 @@ from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_d
 from appliance.audio.resample import StreamResampler
 from appliance.emitter import Emitter
 from appliance.transports.ports import AudioPipe, AudioPort, SessionPort
+from appliance.transports.status import SoundDeviceState, SoundDeviceStatus
 from appliance.voice.session import VoiceSession
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,8 @@ class DeviceTransport:
     def __init__(self, session: VoiceSession, options: DeviceOptions | None = None) -> None:
         self.session = session
         self.options = options or DeviceOptions()
-        self.status = "closed"
-        self.on_status: Emitter[[str]] = Emitter("status")
+        self.status = SoundDeviceStatus(SoundDeviceState.CLOSED)
+        self.on_status: Emitter[[SoundDeviceStatus]] = Emitter("sound device status")
         self.input_level_dbfs = float("-inf")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._mic: asyncio.Queue[Int16Array] = asyncio.Queue()
@@ -129,23 +130,23 @@ class DeviceTransport:
                 attempts += 1
             except DeviceError as exc:
                 attempts += 1
-                self._set_status(f"unavailable: {exc}")
+                self._set_status(SoundDeviceStatus(SoundDeviceState.UNAVAILABLE, str(exc)))
                 log.warning("sound device: %s (retrying in %.1f s)", exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, self.options.retry_max_s)
                 continue
             delay = self.options.retry_initial_s
-            self._set_status("streaming")
+            self._set_status(SoundDeviceStatus(SoundDeviceState.STREAMING))
             try:
                 await self._stream(stop)
             finally:
                 if not stop.is_set():
-                    self._set_status("lost")
+                    self._set_status(SoundDeviceStatus(SoundDeviceState.LOST))
                     log.warning("sound device stopped delivering audio; reopening")
                 with contextlib.suppress(DeviceError):
                     await self._portaudio_call(functools.partial(_close, streams), CLOSE_TIMEOUT_S, "closing")
-        self._set_status("closed")
+        self._set_status(SoundDeviceStatus(SoundDeviceState.CLOSED))
         self._portaudio.shutdown(wait=False)
 
     async def _portaudio_call(self, fn: Callable[[], T], timeout: float, what: str) -> T:
@@ -159,7 +160,7 @@ class DeviceTransport:
             future.add_done_callback(_close_if_opened)
             raise DeviceError(f"{what} the sound device timed out after {timeout:g} s") from None
 
-    def _set_status(self, status: str) -> None:
+    def _set_status(self, status: SoundDeviceStatus) -> None:
         self.status = status
         self.on_status.emit(status)
 

@@ -23,6 +23,7 @@ from appliance.audio.echo import EchoCanceller
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, FrameSplitter, Int16Array
 from appliance.audio.resample import resample
 from appliance.audio.room import RoomEcho, mix
+from appliance.transports.ports import SessionPort
 from appliance.voice.session import VoiceSession
 
 TAIL_LIMIT_S = 60.0
@@ -47,6 +48,9 @@ class FileTransport:
         """`room` mixes the agent's own voice back into the input, as a speaker in a room would;
         `echo_canceller` cleans the input using what was played, as on the device path."""
         self.session = session
+        self.port = SessionPort(session)
+        """The same seam the device and room transports use. Nothing is pulled ahead here (each input
+        frame pulls exactly its own stretch), so a barge-in has no buffer to drop."""
         self.realtime = realtime
         self.room = room
         self.echo_canceller = echo_canceller
@@ -75,21 +79,20 @@ class FileTransport:
                 await asyncio.sleep(delay)
         else:
             await self.session.wait_ready()
-        at = self._position / ENGINE_RATE
         self._position += len(frame)
         want = round(self._position * self._out_rate / ENGINE_RATE) - self._out_samples
-        played = self.session.output.pull(want, at)
+        played = self.port.pull(want, 0.0)  # what plays while this frame is heard
         self._out.append(played)
         self._out_samples += want
         if self.room is None and self.echo_canceller is None:
-            await self.session.feed(frame)
+            await self.port.feed(frame)
             return
         mic = mix(frame, self.room.through(played)) if self.room else frame
         if self.echo_canceller is not None:
             self.echo_canceller.far(played)
             mic = self.echo_canceller.near(mic)
         for piece in self._splitter.push(mic):
-            await self.session.feed(piece)
+            await self.port.feed(piece)
 
     async def feed(self, audio: AudioChunk) -> None:
         """Feed a whole chunk (any rate), padded with silence to whole frames."""

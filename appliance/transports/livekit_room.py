@@ -30,6 +30,7 @@ from appliance.audio.resample import StreamResampler
 from appliance.emitter import Emitter
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
 from appliance.transports.ports import AudioPort
+from appliance.transports.status import RoomState, RoomStatus
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,12 @@ class RoomTransport:
         self.credentials = credentials
         self.rules = rules or RoomRules()
         self.name = credentials.room or "?"
-        self.status = "closed"
+        self.status = RoomStatus(RoomState.CLOSED)
         self.peer: AudioPort | None = None
         self.listen_to: str | None = None
         """Identity whose audio goes to the peer (set by whoever runs the call)."""
         self.participants: dict[str, Role] = {}
-        self.on_status: Emitter[[str]] = Emitter("status")
+        self.on_status: Emitter[[RoomStatus]] = Emitter("room status")
         self.on_change: Emitter[[]] = Emitter("change")
         """Someone joined, left, changed role, published or unpublished a track."""
         self.on_handback: Emitter[[str]] = Emitter("handback")
@@ -117,7 +118,7 @@ class RoomTransport:
 
     @property
     def connected(self) -> bool:
-        return self.status == "connected"
+        return self.status.state is RoomState.CONNECTED
 
     # ----- what it talks to ----------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class RoomTransport:
 
     def _reconnected(self) -> None:
         self.connected_at = time.monotonic()
-        self._set_status("connected")
+        self._set_status(RoomStatus(RoomState.CONNECTED))
 
     def _flush(self) -> None:
         if self._source is not None:
@@ -159,9 +160,9 @@ class RoomTransport:
                     await self._connect()
                 except RoomError as exc:
                     if exc.permanent:
-                        self._set_status(f"failed: {exc}")
+                        self._set_status(RoomStatus(RoomState.FAILED, str(exc)))
                         raise
-                    self._set_status(f"unavailable: {exc}")
+                    self._set_status(RoomStatus(RoomState.UNAVAILABLE, str(exc)))
                     log.warning("room %s: %s (retrying in %.1f s)", self.name, exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.rules.retry_max_s)
@@ -169,7 +170,7 @@ class RoomTransport:
             delay = self.rules.retry_initial_s
             await self._dropped.wait()
             if not self._leaving:
-                self._set_status("lost")
+                self._set_status(RoomStatus(RoomState.LOST))
                 log.warning("room %s: connection lost; rejoining", self.name)
                 await self._teardown()
 
@@ -177,7 +178,7 @@ class RoomTransport:
         self._leaving = True
         self._dropped.set()
         await self._teardown()
-        self._set_status("closed")
+        self._set_status(RoomStatus(RoomState.CLOSED))
 
     async def _connect(self) -> None:
         from livekit import rtc
@@ -194,9 +195,9 @@ class RoomTransport:
         room.on("track_subscribed", lambda _track, _pub, _p: self._listen())
         room.on("track_unsubscribed", lambda _track, _pub, _p: self._listen())
         room.on("disconnected", lambda _reason: self._dropped.set())
-        room.on("reconnecting", lambda: self._set_status("reconnecting"))
+        room.on("reconnecting", lambda: self._set_status(RoomStatus(RoomState.RECONNECTING)))
         room.on("reconnected", self._reconnected)
-        self._set_status("connecting")
+        self._set_status(RoomStatus(RoomState.CONNECTING))
         timeout = self.rules.connect_timeout_s
         try:
             async with asyncio.timeout(timeout):
@@ -226,7 +227,7 @@ class RoomTransport:
             raise RoomError(f"publishing the agent's voice in {self.name} failed: {exc or 'timed out'}") from None
         self._spawn(self._speak(), "room-speak")
         self.connected_at = time.monotonic()
-        self._set_status("connected")
+        self._set_status(RoomStatus(RoomState.CONNECTED))
         log.info("room %s: joined as %s", self.name, self.credentials.identity)
         self._listen()
         self._changed()
@@ -389,7 +390,7 @@ class RoomTransport:
         if not task.cancelled() and task.exception() is not None:
             log.error("room %s: %s failed: %s", self.name, task.get_name(), task.exception())
 
-    def _set_status(self, status: str) -> None:
+    def _set_status(self, status: RoomStatus) -> None:
         self.status = status
         self.on_status.emit(status)
 

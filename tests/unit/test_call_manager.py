@@ -23,6 +23,7 @@ from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials
 from appliance.transports.livekit_room import Role, RoomRules
 from appliance.transports.ports import Announcement, AudioPort, PipeEnd, SessionPort
+from appliance.transports.status import RoomState, RoomStatus
 from appliance.voice.activation import ActivationMode
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionOptions
@@ -36,13 +37,13 @@ class StandInRoom:
     def __init__(self, credentials: RoomCredentials, rules: RoomRules) -> None:
         self.name = credentials.room or "?"
         self.rules = rules
-        self.status = "closed"
+        self.status = RoomStatus(RoomState.CLOSED)
         self.connected_at = 0.0
         self.participants: dict[str, Role] = {}
         self.peer: AudioPort | None = None
         self.listen_to: str | None = None
         self.on_change: Emitter[[]] = Emitter("change")
-        self.on_status: Emitter[[str]] = Emitter("status")
+        self.on_status: Emitter[[RoomStatus]] = Emitter("status")
         self.on_handback: Emitter[[str]] = Emitter("handback")
         self.left = False
         self.states: list[str] = []
@@ -50,7 +51,7 @@ class StandInRoom:
 
     @property
     def connected(self) -> bool:
-        return self.status == "connected"
+        return self.status.state is RoomState.CONNECTED
 
     def with_role(self, role: Role) -> list[str]:
         return [i for i, r in self.participants.items() if r is role]
@@ -61,14 +62,14 @@ class StandInRoom:
     async def join(self) -> None:
         await asyncio.sleep(0.01)  # a join takes a while: other commands may arrive meanwhile
         self.connected_at = time.monotonic() - 60
-        self.status = "connected"
+        self.status = RoomStatus(RoomState.CONNECTED)
 
     async def run(self) -> None:
         await asyncio.Event().wait()
 
     async def leave(self) -> None:
         self.left = True
-        self.status = "closed"
+        self.status = RoomStatus(RoomState.CLOSED)
 
     def publish_state(self, state: str) -> None:
         self.states.append(state)
