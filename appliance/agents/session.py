@@ -35,7 +35,9 @@ class AgentSession:
         self._owns_llm = isinstance(llm, str)
         self.llm: LLM | None = None if isinstance(llm, str) else llm
         self.userdata = userdata
-        self.options = options or LLMOptions(max_tokens=64)
+        self.options = options or LLMOptions(max_tokens=64, temperature=0.0)
+        """Greedy by default: a test must give the same answer on every run and every CPU (sampling at
+        the device's 0.2, the same small model answered differently on two CPUs of one machine kind)."""
         self.runtime: AgentRuntime | None = None
         self.announcements: list[str] = []
 
