@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from appliance.aio import TaskSet
+from appliance.calls.events import CallEvent
 from appliance.calls.room_call import RoomCall
 from appliance.config import LiveKitConfig
 from appliance.emitter import Emitter
@@ -73,7 +74,7 @@ class CallManager:
         self.synthesize = synthesize
         self.transport_factory = transport_factory
         self.calls: list[RoomCall] = []
-        self.on_event: Emitter[[dict[str, Any]]] = Emitter("event")
+        self.on_event: Emitter[[CallEvent]] = Emitter("call event")
         self._primary_port = SessionPort(primary)
         self._ports: dict[int, SessionPort] = {id(primary): self._primary_port}
         self._follow_session(primary)
@@ -441,8 +442,7 @@ class CallManager:
     # ----- helpers ----------------------------------------------------------------------------------
 
     def _emit(self, event: str, call: RoomCall, **fields: Any) -> None:
-        payload = {"type": "call", "event": event, "room": call.name, **fields}  # fleet/events.py's call_event
-        self.on_event.emit(payload)
+        self.on_event.emit(CallEvent(event, call.name, fields))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._tasks.spawn(coro)

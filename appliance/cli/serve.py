@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from appliance.app import Appliance
+from appliance.calls.events import CallEvent
 from appliance.calls.manager import CallManager
 from appliance.cli.errors import EXIT_OK
 from appliance.config import AppConfig
@@ -129,6 +130,5 @@ def auto_join_credentials(appliance: Appliance) -> RoomCredentials | None:
         return None
 
 
-def print_call_event(event: dict[str, Any]) -> None:
-    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "event", "room"))
-    _say(f"livekit: {event['room']}: {event['event']}{' ' + details if details else ''}")
+def print_call_event(event: CallEvent) -> None:
+    _say(f"livekit: {event.line()}")

@@ -11,7 +11,7 @@ from appliance.control import Control
 from appliance.fleet.config_store import ConfigStore
 from appliance.fleet.device_commands import DeviceCommands
 from appliance.fleet.discovery import discovery_payload
-from appliance.fleet.events import handoff_event, provider_event, turn_event
+from appliance.fleet.events import call_event, handoff_event, provider_event, turn_event
 from appliance.fleet.link import FleetLink
 from appliance.fleet.telemetry import Telemetry
 from appliance.fleet.topics import Topics
@@ -29,7 +29,7 @@ def connect_fleet(
     link.report_config(effective_config(config), commands.config_version)
     commands.on_config.connect(lambda new, version: link.report_config(effective_config(new), version))
     if calls is not None:
-        calls.on_event.connect(link.publish_event)
+        calls.on_event.connect(lambda event: link.publish_event(call_event(event)))
     if control is not None:
         publish_transcripts = config.privacy.publish_transcripts
 

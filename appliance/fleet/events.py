@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.calls.events import CallEvent
 from appliance.providers.base import AvailabilityChanged
 from appliance.voice.turn_record import TurnRecord
 
@@ -34,8 +35,8 @@ def provider_event(change: AvailabilityChanged) -> Event:
     return {"type": "provider", **change.to_json()}
 
 
-def call_event(event: str, room: str, **details: Any) -> Event:
-    return {"type": "call", "event": event, "room": room, **details}
+def call_event(event: CallEvent) -> Event:
+    return {"type": "call", "event": event.event, "room": event.room, **event.details}
 
 
 def error_event(source: str, message: str) -> Event:

@@ -23,7 +23,7 @@ import numpy as np
 
 from appliance.agents.agent import Agent
 from appliance.agents.chat_context import ChatContext
-from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEvent
+from appliance.agents.events import RunEvent
 from appliance.agents.runtime import AgentRuntime
 from appliance.aio import TaskSet
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
@@ -337,13 +337,8 @@ class VoiceSession:
         await self.runtime.handoff(agent)
 
     def _on_agent_event(self, event: RunEvent) -> None:
-        active = self._active
-        if active is None:
-            return
-        if isinstance(event, FunctionCallEvent):
-            active.record.tool_calls.append({"name": event.name, "arguments": dict(event.arguments)})
-        elif isinstance(event, AgentHandoffEvent):
-            active.record.agent = event.new_agent
+        if self._active is not None:
+            self._active.record.note(event)
 
     def _on_availability(self, event: AvailabilityChanged) -> None:
         active = self._active

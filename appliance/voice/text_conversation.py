@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from appliance.agents.agent import Agent
-from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEvent
+from appliance.agents.events import RunEvent
 from appliance.agents.runtime import AgentRuntime
 from appliance.providers.base import LLM, LLMOptions
 from appliance.voice.chunker import clean_for_speech
@@ -28,13 +28,8 @@ class TextConversation:
         await self.announcements.put(text)
 
     def _on_event(self, event: RunEvent) -> None:
-        record = self._record
-        if record is None:
-            return
-        if isinstance(event, FunctionCallEvent):
-            record.tool_calls.append({"name": event.name, "arguments": dict(event.arguments)})
-        elif isinstance(event, AgentHandoffEvent):
-            record.agent = event.new_agent
+        if self._record is not None:
+            self._record.note(event)
 
     async def reply(self, user_text: str) -> AsyncIterator[str]:
         """Stream the reply's text; the turn is recorded in `last_record` when it ends."""

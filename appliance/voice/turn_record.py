@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEvent
+
 LATENCY_FIELDS = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfb", "voice_to_voice")
 
 
@@ -31,6 +33,13 @@ class TurnRecord:
     error: str | None = None
     availability: list[dict[str, Any]] = field(default_factory=list)
     """Provider availability changes during the turn (a fallback switched, a provider recovered)."""
+
+    def note(self, event: RunEvent) -> None:
+        """What the agent did during the turn: a tool call is listed, a handoff changes the agent."""
+        if isinstance(event, FunctionCallEvent):
+            self.tool_calls.append({"name": event.name, "arguments": dict(event.arguments)})
+        elif isinstance(event, AgentHandoffEvent):
+            self.agent = event.new_agent
 
     def set_latency(self, name: str, seconds: float) -> None:
         self.latency_ms[name] = max(0, round(seconds * 1000))

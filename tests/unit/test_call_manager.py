@@ -16,6 +16,7 @@ import pytest
 from appliance.agents.agent import Agent
 from appliance.audio.frames import ENGINE_RATE
 from appliance.audio.playback import PlaybackQueue
+from appliance.calls.events import CallEvent
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import ActivationConfig, LiveKitConfig
 from appliance.emitter import Emitter
@@ -97,7 +98,7 @@ class Box:
         self.primary = session()
         self.device = DeviceTransport(self.primary, DeviceOptions(echo_cancellation=False)) if with_device else None
         self.rooms: list[StandInRoom] = []
-        self.events: list[dict[str, Any]] = []
+        self.events: list[CallEvent] = []
         self.said: list[str] = []
 
         def factory(credentials: RoomCredentials, rules: RoomRules) -> Any:
@@ -123,7 +124,7 @@ class Box:
         return next(r for r in self.rooms if r.name == name)
 
     def kinds(self) -> list[str]:
-        return [e["event"] for e in self.events]
+        return [e.event for e in self.events]
 
 
 def credentials(room: str) -> RoomCredentials:
@@ -220,7 +221,7 @@ async def test_a_room_without_a_caller_is_left_after_the_idle_timeout() -> None:
     await asyncio.sleep(0.8)
     assert box.room("hall").left and box.calls.calls == []
     assert box.device is not None and isinstance(box.device.peer, SessionPort)
-    assert any(e["event"] == "left" and "no caller" in e["reason"] for e in box.events)
+    assert any(e.event == "left" and "no caller" in e.details["reason"] for e in box.events)
     await box.calls.aclose()
 
 
