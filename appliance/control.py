@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from appliance.agents.events import RunEvent
 from appliance.app import make_agent, session_options
@@ -32,7 +32,7 @@ class NotAvailable(RuntimeError):
     """Nothing to act on: the box runs headless and is in no call (one line)."""
 
 
-class Engines(Protocol):
+class Reconfigurable(Protocol):
     """What applying a config needs of the appliance (a protocol, so tests can pass a stand-in)."""
 
     config: AppConfig
@@ -53,18 +53,8 @@ class ConversationState:
     muted: bool
     talk_pressed: bool
     volume: int
-    agent: str | None
+    agent: str
     providers: dict[str, str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "mode": self.mode,
-            "muted": self.muted,
-            "volume": self.volume,
-            "agent": self.agent,
-            "providers": self.providers,
-        }
 
 
 class Control:
@@ -72,7 +62,7 @@ class Control:
         self,
         session: VoiceSession,
         *,
-        appliance: Engines | None = None,
+        appliance: Reconfigurable | None = None,
         calls: CallManager | None = None,
         headless: bool = False,
     ) -> None:
@@ -102,20 +92,16 @@ class Control:
     # ----- what is going on ----------------------------------------------------------------------
 
     def state(self) -> ConversationState:
-        if self.headless and (self.calls is None or self.calls.primary_call is None):
-            session = self.session
-            return ConversationState("headless", False, session.activation.mode.value, session.modes.chosen.value,
-                                     session.modes.holds(ModeOverride.MUTE), False, _volume(session), None,
-                                     session.providers.descriptors())  # fmt: skip
-        session = self.conversation()
+        in_call = self.calls is not None and self.calls.primary_call is not None
+        session = self.session if self.headless and not in_call else self.conversation()
         return ConversationState(
-            state=session.state.value,
+            state="headless" if self.headless and not in_call else session.state.value,
             hearing=session.hearing,
             mode=session.activation.mode.value,
             chosen_mode=session.modes.chosen.value,
-            muted=session.modes.holds(ModeOverride.MUTE) or session.activation.mode is ActivationMode.MUTED,
+            muted=session.activation.mode is ActivationMode.MUTED,
             talk_pressed=session.activation.talk_pressed,
-            volume=_volume(session),
+            volume=round(session.output.volume * 100),
             agent=session.agent.name,
             providers=session.providers.descriptors(),
         )
@@ -205,7 +191,3 @@ class Control:
         self.session.output.volume = new.audio.volume / 100
         if "agent" in changes:
             await self.session.handoff(make_agent(new))
-
-
-def _volume(session: VoiceSession) -> int:
-    return round(session.output.volume * 100)
