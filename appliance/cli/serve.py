@@ -36,9 +36,6 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
     life = Lifecycle()
     life.install_signal_handlers()
     session = appliance.new_session(OUTPUT_RATE)
-    session.on_turn.connect(lambda record: print_turn(record, as_json))
-    session.on_state.connect(lambda state: life.report("state", state.value))
-    life.report("state", session.state.value)
     device: DeviceTransport | None = None
     if with_device:
         device = DeviceTransport(session, device_options(config))
@@ -57,6 +54,9 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
     # Headless, commands that act on the device's own microphone and speaker say `not_available`
     # unless a call is in progress (then they act on the conversation in the room).
     control = Control(session, appliance=appliance, calls=calls, headless=device is None)
+    control.on_turn(lambda record: print_turn(record, as_json))
+    control.on_state(lambda state: life.report("state", state.value))
+    life.report("state", session.state.value)
 
     async def wind_down() -> None:
         await session.finish_sentence()
