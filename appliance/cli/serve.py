@@ -14,7 +14,6 @@ from typing import Any
 from appliance.app import Appliance
 from appliance.calls.events import CallEvent
 from appliance.calls.manager import CallManager
-from appliance.cli.errors import EXIT_OK
 from appliance.config import AppConfig
 from appliance.control import Control
 from appliance.fleet.config_store import ConfigStore
@@ -31,7 +30,8 @@ CLOSE_S = 5.0
 
 
 async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: ConfigStore | None) -> int:
-    """Run until SIGTERM, SIGINT or a restart command; then stop cleanly and return 0."""
+    """Run until SIGTERM, SIGINT or a restart command; then stop cleanly and return 0, or
+    `EXIT_RESTART` after a restart command (the unit restarts the service on it)."""
     appliance = await Appliance.started(config)
     life = Lifecycle()
     life.install_signal_handlers()
@@ -66,7 +66,7 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
     if device is not None:
         jobs.append(device.run(life.stop))
     if config.mqtt.enabled:
-        link = connect_fleet(config, control, life.stop_requested, store=store)
+        link = connect_fleet(config, control, life.request_restart, store=store)
         link.on_status.connect(lambda status: _say(f"mqtt: {status}"))
         link.on_status.connect(lambda status: life.report("mqtt", status.split(" ")[0]))
         if device is not None:
@@ -87,7 +87,7 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(session.aclose(), CLOSE_S)
         await appliance.aclose()
-    return EXIT_OK
+    return life.exit_code
 
 
 def print_turn(record: TurnRecord, as_json: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from appliance.agents.events import AgentHandoffEvent, RunEvent
 from appliance.agents.registry import agent_names
@@ -18,11 +18,11 @@ from appliance.fleet.topics import Topics
 
 
 def connect_fleet(
-    config: AppConfig, control: Control | None, stop: asyncio.Event, store: ConfigStore | None = None
+    config: AppConfig, control: Control | None, request_restart: Callable[[], None], store: ConfigStore | None = None
 ) -> FleetLink:
-    """The link (run it with `link.run(stop)`); a `restart` command sets `stop`."""
+    """The link (run it with `link.run(stop)`); a `restart` command calls `request_restart`."""
     calls = control.calls if control is not None else None
-    commands = DeviceCommands(config, control, request_restart=stop.set, store=store)
+    commands = DeviceCommands(config, control, request_restart=request_restart, store=store)
     telemetry = Telemetry(control, calls=calls.snapshot if calls is not None else None)
     discovery = discovery_payload(link_topics(config), agent_names())
     link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version, discovery)

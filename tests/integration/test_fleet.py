@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from appliance.system.lifecycle import EXIT_RESTART
 from tests.integration.broker import Broker, collect, mosquitto, rr
 
 DEVICE = "kitchen-1"
@@ -189,10 +190,12 @@ def test_kill_9_shows_offline_through_the_will(broker: Broker, device: HeadlessD
     assert asyncio.run(offline()) < 8.0  # keepalive 2 s: the broker gives up after 1.5x
 
 
-def test_a_clean_stop_and_a_restart_command_say_offline_and_exit_0(broker: Broker, device: HeadlessDevice) -> None:
+def test_a_restart_command_says_offline_and_exits_with_the_status_the_unit_restarts_on(
+    broker: Broker, device: HeadlessDevice
+) -> None:
     reply = rr(broker, f"appliance/{DEVICE}/cmd/restart", '{"id": "r1"}')
     assert reply["result"] == {"restarting": True}
-    assert device.proc.wait(20) == 0
+    assert device.proc.wait(20) == EXIT_RESTART  # systemd/appliance.service: RestartForceExitStatus=75
     assert status(broker)["state"] == "offline"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.system.lifecycle import EXIT_HUNG, EXIT_RESTART
 from tests.integration.firmware.systemd_verify import exec_paths, verify
 
 UNITS_DIR = Path(__file__).resolve().parents[3] / "systemd"
@@ -67,6 +68,9 @@ def test_the_service_keeps_its_promises() -> None:
     assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"]
     assert s["ExecStart"] == ["/opt/appliance/current/.venv/bin/appliance run --config /etc/appliance/appliance.toml"]
     assert s["WatchdogSec"] == ["30s"] and s["Restart"] == ["on-failure"]
+    # on-failure alone would leave a requested restart (a clean exit) stopped for good
+    assert s["RestartForceExitStatus"] == [str(EXIT_RESTART)] and s["SuccessExitStatus"] == [str(EXIT_RESTART)]
+    assert EXIT_HUNG not in (0, EXIT_RESTART)
     assert s["User"] == ["appliance"] and s["SupplementaryGroups"] == ["audio"]
     for directory in ("StateDirectory", "ConfigurationDirectory", "CacheDirectory"):
         assert s[directory] == ["appliance"]
