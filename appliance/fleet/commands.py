@@ -1,9 +1,12 @@
 """Commands over MQTT: parsed, validated, run once per id, always answered.
 
-A command payload is a JSON object with an `id`; the reply is `{"id", "ok": true, "result"}` or
-`{"id", "ok": false, "error": {"code", "message"}}`. Bad JSON, unknown commands, wrong types and
-oversized payloads get an error reply and never reach a handler. A repeated id is answered from
-the first result without running the command again.
+A command payload is a JSON object, with an `id` when the sender wants idempotency; the reply is
+`{"id", "ok": true, "result"}` or `{"id", "ok": false, "error": {"code", "message"}}`. Bad JSON,
+unknown commands, wrong types (strictly: `"true"` is not a boolean) and oversized payloads get an error
+reply and never reach a handler. A repeated id with the same command and payload is answered from the
+first result without running it again; the same id on another command or payload is refused
+(`id_reused`), never answered with the first one's result. A command without an id gets one made up
+(as Home Assistant, Zigbee2MQTT and Tasmota send them) and is not remembered.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -33,7 +37,7 @@ class CommandError(Exception):
 class CommandArgs(BaseModel):
     """Base of every command's arguments: unknown fields are an error, as in the config."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str
 
 
@@ -43,13 +47,15 @@ Handler = Callable[[Any], Awaitable[Any]]
 class CommandRouter:
     def __init__(self, commands: Mapping[str, tuple[type[CommandArgs], Handler]]) -> None:
         self.commands = dict(commands)
-        self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._running: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._answered: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        """Replies by id, with the fingerprint (command and payload) they answered."""
+        self._running: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
         """Commands still running, by id: a repeat while the first runs waits for its reply."""
 
     async def handle(self, name: str, payload: bytes) -> dict[str, Any]:
         """The reply to one command message (never raises)."""
         command_id: Any = None
+        owner = False
         try:
             if len(payload) > MAX_PAYLOAD_BYTES:
                 raise CommandError("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
@@ -60,13 +66,19 @@ class CommandRouter:
             if not isinstance(data, dict):
                 raise CommandError("bad_request", "payload must be a JSON object")
             command_id = data.get("id")
-            if not isinstance(command_id, str) or not command_id:
-                raise CommandError("bad_request", "every command needs a string `id`")
-            if command_id in self._answered:
-                return self._answered[command_id]
-            if command_id in self._running:
-                return await asyncio.shield(self._running[command_id])
-            self._running[command_id] = asyncio.get_running_loop().create_future()
+            if command_id is None:
+                command_id = data["id"] = f"auto-{uuid.uuid4().hex[:12]}"
+            elif not isinstance(command_id, str) or not command_id:
+                raise CommandError("bad_request", "`id` must be a non-empty string")
+            else:
+                fingerprint = f"{name} {json.dumps(data, sort_keys=True)}"
+                if command_id in self._answered:
+                    return self._repeat(command_id, fingerprint, *self._answered[command_id])
+                if command_id in self._running:
+                    seen, running = self._running[command_id]
+                    return self._repeat(command_id, fingerprint, seen, await asyncio.shield(running))
+                self._running[command_id] = (fingerprint, asyncio.get_running_loop().create_future())
+                owner = True
             if name not in self.commands:
                 known = ", ".join(sorted(self.commands))
                 raise CommandError("unknown_command", f"unknown command {name!r} (known: {known})")
@@ -89,11 +101,19 @@ class CommandRouter:
                 "ok": False,
                 "error": {"code": "failed", "message": f"{type(exc).__name__}: {exc}"},
             }
-        if isinstance(command_id, str) and command_id:
-            self._answered[command_id] = reply
+        if owner:
+            fingerprint, running = self._running.pop(command_id)
+            self._answered[command_id] = (fingerprint, reply)
             while len(self._answered) > REMEMBERED_IDS:
                 self._answered.popitem(last=False)
-            running = self._running.pop(command_id, None)
-            if running is not None and not running.done():
+            if not running.done():
                 running.set_result(reply)
         return reply
+
+    @staticmethod
+    def _repeat(command_id: str, fingerprint: str, seen: str, reply: dict[str, Any]) -> dict[str, Any]:
+        if fingerprint == seen:
+            return reply
+        message = f"id {command_id!r} was already used for another command or payload; use a new id"
+        log.warning("command refused: %s", message)
+        return {"id": command_id, "ok": False, "error": {"code": "id_reused", "message": message}}

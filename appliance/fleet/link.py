@@ -25,6 +25,7 @@ from appliance.config import MqttConfig
 from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandRouter
 from appliance.fleet.discovery import discovery_topic
+from appliance.fleet.events import error_event
 from appliance.fleet.topics import Topics
 from appliance.providers.secrets import resolve_secret
 
@@ -166,6 +167,12 @@ class FleetLink:
             if str(message.topic) == HA_STATUS:
                 if bytes(message.payload or b"").strip() == b"online":  # Home Assistant (re)started
                     await self._announce_to_home_assistant(client)
+                continue
+            if message.retain:
+                # A retained command would run again at every connect (a retained `restart`: a restart loop).
+                name = Topics.command_name(str(message.topic))
+                log.warning("retained command %s ignored", name)
+                self.publish_event(error_event("mqtt", f"retained command {name!r} ignored: commands are not retained"))
                 continue
             # Each command in its own task: a slow one (an update, joining a room) must not hold up a ping.
             task = asyncio.create_task(self._command(client, message))

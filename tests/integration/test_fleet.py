@@ -104,6 +104,7 @@ def test_mosquitto_rr_drives_commands_on_the_device_group_and_fleet_topics(
         ("ping", '{"no": "id"}', "bad_request"),
         ("reboot-the-world", '{"id": "x"}', "unknown_command"),
         ("mute", '{"id": "m", "on": "maybe"}', "bad_request"),
+        ("mute", '{"id": "m2", "on": "true"}', "bad_request"),  # strict: a string is not a boolean
         ("ping", json.dumps({"id": "big", "pad": "x" * 70_000}), "too_large"),
         ("handoff", '{"id": "h", "to": "room"}', "bad_request"),  # no LiveKit server configured
     ],
@@ -410,3 +411,20 @@ def test_a_spoken_turn_is_published_as_an_event_without_transcripts_by_default(
             app.stop()
     assert event["turn"] == 1 and event["latency_ms"]["voice_to_voice"] is not None
     assert "user_text" not in event and "agent_text" not in event  # privacy.publish_transcripts is off
+
+
+def test_a_retained_command_is_ignored_with_an_error_so_a_retained_restart_cannot_loop(
+    broker: Broker, models_dir: Path, tmp_path: Path
+) -> None:
+    topic = f"appliance/{DEVICE}/cmd/restart"
+    pub = ["mosquitto_pub", "-p", str(broker.port), "-V", "5", "-t", topic, "-r"]
+    subprocess.run([*pub, "-m", '{"id": "loop"}'], check=True, timeout=10)
+    device = HeadlessDevice(broker, models_dir, tmp_path)
+    try:
+        device.wait_for("retained command restart ignored")
+        time.sleep(1.0)
+        assert device.proc.poll() is None, device.err.read_text()  # still running: nothing restarted it
+        assert rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "alive"}')["ok"] is True
+    finally:
+        subprocess.run([*pub, "-n"], check=True, timeout=10)  # clear the retained message
+        device.close()

@@ -34,8 +34,39 @@ def test_a_command_runs_once_per_id() -> None:
     r, calls = router()
     first = handle(r, "echo", {"id": "1", "word": "hi"})
     assert first == {"id": "1", "ok": True, "result": {"echo": "hi"}}
-    assert handle(r, "echo", {"id": "1", "word": "other"}) == first
+    assert handle(r, "echo", {"word": "hi", "id": "1"}) == first  # the same command again (key order aside)
     assert calls == ["hi"]
+
+
+def test_a_reused_id_on_another_payload_or_command_is_refused_not_answered_with_the_first_result() -> None:
+    r, calls = router()
+    handle(r, "echo", {"id": "1", "word": "hi"})
+    other_payload = handle(r, "echo", {"id": "1", "word": "other"})
+    other_command = handle(r, "boom", {"id": "1"})
+    for reply in (other_payload, other_command):
+        assert reply["ok"] is False and reply["error"]["code"] == "id_reused", reply  # type: ignore[index]
+    assert calls == ["hi"]
+    assert handle(r, "echo", {"id": "1", "word": "hi"})["ok"] is True  # the first is still remembered
+
+
+def test_a_command_without_an_id_runs_every_time_under_a_made_up_id() -> None:
+    r, calls = router()
+    first, second = handle(r, "echo", {"word": "hi"}), handle(r, "echo", {"word": "hi"})
+    assert first["ok"] is True and second["ok"] is True and calls == ["hi", "hi"]
+    assert str(first["id"]).startswith("auto-") and first["id"] != second["id"]
+
+
+def test_types_are_strict_a_string_is_not_a_boolean() -> None:
+    class Mute(CommandArgs):
+        on: bool
+
+    async def mute(args: Mute) -> bool:
+        return args.on
+
+    r = CommandRouter({"mute": (Mute, mute)})
+    refused = handle(r, "mute", {"id": "m", "on": "true"})
+    assert refused["ok"] is False and refused["error"]["code"] == "bad_request"  # type: ignore[index]
+    assert handle(r, "mute", {"id": "n", "on": True})["result"] is True
 
 
 def test_unknown_fields_and_a_failing_handler_are_error_replies() -> None:
@@ -66,11 +97,13 @@ def test_a_repeat_that_arrives_while_the_first_still_runs_waits_for_its_reply() 
     async def main() -> list[dict[str, object]]:
         r = CommandRouter({"slow": (Echo, slow)})
         first = asyncio.create_task(r.handle("slow", b'{"id": "a", "word": "one"}'))
-        again = asyncio.create_task(r.handle("slow", b'{"id": "a", "word": "two"}'))
+        again = asyncio.create_task(r.handle("slow", b'{"id": "a", "word": "one"}'))
+        reused = asyncio.create_task(r.handle("slow", b'{"id": "a", "word": "two"}'))
         await asyncio.sleep(0.01)
         release.set()
-        return list(await asyncio.gather(first, again))
+        return list(await asyncio.gather(first, again, reused))
 
-    first, again = asyncio.run(main())
+    first, again, reused = asyncio.run(main())
     assert first == again == {"id": "a", "ok": True, "result": {"echo": "one"}}
+    assert reused["error"]["code"] == "id_reused"  # type: ignore[index]
     assert calls == ["one"]
