@@ -1,4 +1,4 @@
-"""Asyncio helpers every part shares: stopping tasks for sure, and a set of owned background tasks.
+"""Asyncio helpers every part shares: stopping tasks for sure, a set of owned background tasks, backoff.
 
 On Python 3.11 `asyncio.wait_for` can swallow a cancellation that arrives just as the inner future
 completes (fixed in 3.12); libraries use it (aiomqtt's publish does), so a task cancelled once can carry
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
@@ -63,3 +64,25 @@ class TaskSet:
     async def aclose(self, timeout: float = 3.0) -> set[asyncio.Task[Any]]:
         """Cancel every task and wait; returns those still running at the deadline."""
         return await cancel_and_wait(list(self._tasks), timeout)
+
+
+class Backoff:
+    """Exponential backoff with full jitter: each wait is uniform in [0, cap], and the cap doubles up to
+    `max_s`. A thousand boxes that lost the same broker (or sound server, or LiveKit) come back spread
+    over the window instead of all at once."""
+
+    def __init__(self, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._rng = rng or random.Random()
+        self._cap = initial_s
+
+    def next(self) -> float:
+        """The next wait (seconds), and the cap goes up for the one after."""
+        delay = self._rng.uniform(0.0, self._cap)
+        self._cap = min(self._cap * 2, self.max_s)
+        return delay
+
+    def reset(self) -> None:
+        """It worked: the next failure starts from `initial_s` again."""
+        self._cap = self.initial_s

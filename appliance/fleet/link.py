@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance import __version__
-from appliance.aio import cancel_and_wait
+from appliance.aio import Backoff, cancel_and_wait
 from appliance.config import MqttConfig
 from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandRouter
@@ -86,13 +86,13 @@ class FleetLink:
     async def run(self, stop: asyncio.Event) -> None:
         import aiomqtt
 
-        delay = 1.0
+        backoff = Backoff(1.0, 30.0)
         while not stop.is_set():
             try:
                 client = self._client(aiomqtt)
                 await client.__aenter__()
                 try:
-                    delay = 1.0
+                    backoff.reset()
                     await self._session(client, stop)
                 finally:
                     # aiomqtt waits for the broker's side of a clean disconnect with no deadline; a stop must
@@ -104,12 +104,12 @@ class FleetLink:
                 if not isinstance(exc, aiomqtt.MqttError):
                     log.exception("MQTT link failed")
                 self._report(f"disconnected: {exc}")
+                delay = backoff.next()
                 log.warning(
-                    "MQTT broker %s:%d: %s (retrying in %.0f s)", self.config.host, self.config.port, exc, delay
+                    "MQTT broker %s:%d: %s (retrying in %.1f s)", self.config.host, self.config.port, exc, delay
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 30.0)
 
     def _client(self, aiomqtt: Any) -> Any:
         cfg = self.config

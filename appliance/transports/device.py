@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from appliance.aio import Backoff
 from appliance.audio.echo import EchoCanceller
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_dbfs
 from appliance.audio.resample import StreamResampler
@@ -120,7 +121,7 @@ class DeviceTransport:
     async def run(self, stop: asyncio.Event) -> None:
         """Open the devices (retrying with backoff), stream until `stop` is set, close cleanly."""
         self._loop = asyncio.get_running_loop()
-        delay = self.options.retry_initial_s
+        backoff = Backoff(self.options.retry_initial_s, self.options.retry_max_s)
         attempts = 0
         while not stop.is_set():
             try:
@@ -131,12 +132,12 @@ class DeviceTransport:
             except DeviceError as exc:
                 attempts += 1
                 self._set_status(SoundDeviceStatus(SoundDeviceState.UNAVAILABLE, str(exc)))
+                delay = backoff.next()
                 log.warning("sound device: %s (retrying in %.1f s)", exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, self.options.retry_max_s)
                 continue
-            delay = self.options.retry_initial_s
+            backoff.reset()
             self._set_status(SoundDeviceStatus(SoundDeviceState.STREAMING))
             try:
                 await self._stream(stop)

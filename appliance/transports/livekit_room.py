@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.aio import cancel_and_wait
+from appliance.aio import Backoff, cancel_and_wait
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter
 from appliance.audio.resample import StreamResampler
 from appliance.emitter import Emitter
@@ -153,7 +153,7 @@ class RoomTransport:
 
         Returns when left, or raises RoomError when the server refuses us for good.
         """
-        delay = self.rules.retry_initial_s
+        backoff = Backoff(self.rules.retry_initial_s, self.rules.retry_max_s)
         while not self._leaving:
             if self._room is None:
                 try:
@@ -163,11 +163,11 @@ class RoomTransport:
                         self._set_status(RoomStatus(RoomState.FAILED, str(exc)))
                         raise
                     self._set_status(RoomStatus(RoomState.UNAVAILABLE, str(exc)))
+                    delay = backoff.next()
                     log.warning("room %s: %s (retrying in %.1f s)", self.name, exc, delay)
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.rules.retry_max_s)
                     continue
-            delay = self.rules.retry_initial_s
+            backoff.reset()
             await self._dropped.wait()
             if not self._leaving:
                 self._set_status(RoomStatus(RoomState.LOST))

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from appliance.audio.wav import read_wav
 from appliance.providers.base import ChatMessage, LLMOptions
@@ -154,3 +159,14 @@ def test_bench_reports_what_a_dead_or_offline_cloud_costs(cli: Cli) -> None:
     # The dead cloud costs about its first-token deadline; a known-offline one costs far less.
     assert min(fallback["dead_cloud_extra_ms"]) > 400
     assert max(fallback["known_offline_extra_ms"]) < min(fallback["dead_cloud_extra_ms"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare")
+def test_once_set_up_the_run_script_starts_without_any_network() -> None:
+    """`scripts/run` begins with `scripts/setup`: on a box that boots offline it must not need the network."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["unshare", "--net", str(root / "scripts" / "setup")], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already verified" in done.stdout

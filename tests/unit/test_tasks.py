@@ -1,11 +1,13 @@
-"""cancel_and_wait ends a task even when it swallowed a cancellation (as 3.11's wait_for can)."""
+"""The shared asyncio helpers: cancel_and_wait ends a task even when it swallowed a cancellation (as 3.11's
+wait_for can), and backoff spreads retries out."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
-from appliance.aio import cancel_and_wait
+from appliance.aio import Backoff, cancel_and_wait
 
 
 async def test_a_task_that_swallows_the_first_cancel_still_ends() -> None:
@@ -37,3 +39,19 @@ async def test_a_task_that_never_ends_is_returned_at_the_deadline() -> None:
     task.cancel()
     await asyncio.wait([task], timeout=1.0)
     assert task.done()
+
+
+def test_backoff_waits_are_fully_jittered_under_a_doubling_cap_and_reset_starts_over() -> None:
+    backoff = Backoff(0.5, 4.0, random.Random(7))
+    caps = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    waits = [backoff.next() for _ in caps]
+    assert all(0.0 <= wait <= cap for wait, cap in zip(waits, caps, strict=True))
+    assert len({round(w, 6) for w in waits}) == len(waits)  # spread, not one fixed schedule every box shares
+    backoff.reset()
+    assert backoff.next() <= 0.5
+
+
+def test_many_boxes_retrying_together_spread_out_over_the_window() -> None:
+    first_waits = [Backoff(8.0, 30.0, random.Random(seed)).next() for seed in range(1000)]
+    in_each_second = [sum(1 for w in first_waits if s <= w < s + 1) for s in range(8)]
+    assert max(in_each_second) < 200  # about 125 each: no stampede in any one second

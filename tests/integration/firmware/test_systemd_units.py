@@ -30,16 +30,20 @@ def lay_out(root: Path, extra: str = "") -> None:
         service.write_text(service.read_text().replace("[Service]\n", f"[Service]\n{extra}\n"))
 
 
-def service_settings() -> dict[str, list[str]]:
+def service_settings(wanted: str = "[Service]") -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
     section = ""
     for line in (UNITS_DIR / "appliance.service").read_text().splitlines():
         if line.startswith("["):
             section = line
-        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+        elif section == wanted and "=" in line and not line.startswith("#"):
             key, _, value = line.partition("=")
             settings.setdefault(key, []).append(value)
     return settings
+
+
+def unit_settings() -> dict[str, list[str]]:
+    return service_settings("[Unit]")
 
 
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
@@ -71,6 +75,9 @@ def test_the_service_keeps_its_promises() -> None:
     # on-failure alone would leave a requested restart (a clean exit) stopped for good
     assert s["RestartForceExitStatus"] == [str(EXIT_RESTART)] and s["SuccessExitStatus"] == [str(EXIT_RESTART)]
     assert EXIT_HUNG not in (0, EXIT_RESTART)
+    unit = unit_settings()
+    ordering = " ".join(unit.get("Wants", []) + unit.get("After", []) + unit.get("Requires", []))
+    assert "network-online.target" not in ordering and "time-sync" not in ordering  # an offline box boots at once
     assert s["User"] == ["appliance"] and s["SupplementaryGroups"] == ["audio"]
     for directory in ("StateDirectory", "ConfigurationDirectory", "CacheDirectory"):
         assert s[directory] == ["appliance"]
