@@ -43,6 +43,14 @@ def session_options(config: AppConfig) -> SessionOptions:
     )
 
 
+def preflight(config: AppConfig) -> None:
+    """What a start refuses, checked without loading anything: the agent, every descriptor and its
+    endpoint, and the local models in the store. A fleet change must pass it too, or a box could be
+    told into a config it cannot start with (and then never come back to be fixed)."""
+    create_agent(config.agent.name)
+    Engines(config).check(models=True)
+
+
 def make_agent(config: AppConfig) -> Agent:
     agent = create_agent(config.agent.name)
     if config.agent.instructions:

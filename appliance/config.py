@@ -23,6 +23,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "APPLIANCE_"
+MQTT_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+"""A device id or group: one topic level with no wildcard, separator or control character, and an id
+Home Assistant accepts."""
 _DESCRIPTOR = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
 
 
@@ -32,7 +35,8 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # Numbers given where text is expected (a numeric password from the environment) stay text.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+    # No inf or nan: they pass `gt=0` and would be published as non-standard JSON.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
 def _chain(value: object) -> list[str]:
@@ -202,8 +206,12 @@ class MqttConfig(_Section):
     enabled: bool = False
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
-    device_id: str = "appliance-1"
-    group: str = "default"
+    device_id: str = Field(
+        default="appliance-1",
+        pattern=MQTT_NAME,
+        description="One MQTT topic level and a Home Assistant id: letters, digits, '-' and '_' (1-64).",
+    )
+    group: str = Field(default="default", pattern=MQTT_NAME)
     topic_prefix: str = "appliance"
     username: str | None = None
     password: str | None = None

@@ -21,6 +21,7 @@ from appliance.providers.connectivity import Connectivity
 from appliance.providers.fallback import FallbackOptions
 from appliance.providers.registry import (
     BuildContext,
+    Descriptor,
     build_llm_chain,
     build_stt_chain,
     build_tts_chain,
@@ -45,13 +46,20 @@ class Engines:
         self.providers: Providers | None = None
         self._swappable: dict[str, SwappableSTT | SwappableLLM | SwappableTTS] = {}
 
-    def check(self, config: AppConfig | None = None) -> None:
-        """Fail fast, before loading anything, on descriptors nothing can build."""
+    def check(self, config: AppConfig | None = None, models: bool = False) -> None:
+        """Fail fast, before loading anything, on descriptors nothing can build (and, with `models`, on
+        local models missing from the store: a quick size check, no hashing)."""
         config = config or self.config
         check_descriptor("vad", config.vad.provider)
+        local = [config.vad.provider]
         for stage in STAGES:
             for descriptor in _chain(config, stage):
                 check_descriptor(stage, descriptor, config.providers)
+                local += [descriptor] if descriptor.startswith("local/") else []
+        if models:
+            store = open_store(config.models.dir)
+            for descriptor in local:
+                store.require(Descriptor.parse(descriptor).model)
 
     def context(self, stage: str, config: AppConfig | None = None) -> BuildContext:
         cfg = config or self.config

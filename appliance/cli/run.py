@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -37,8 +38,7 @@ async def run_file(config: AppConfig, input_path: Path, output_path: Path, *, as
         audio = read_wav(input_path)
     except WavError as exc:
         raise UsageError(str(exc)) from None
-    if not output_path.parent.exists():
-        raise UsageError(f"{output_path.parent} does not exist (the folder for --output)")
+    check_writable(output_path)
     appliance = await Appliance.started(config)
     try:
         session = appliance.new_session(OUTPUT_RATE)
@@ -68,3 +68,16 @@ async def _run_device(config: AppConfig, as_json: bool, store: ConfigStore | Non
         )
         return await run_file(config, question, BUNDLED_REPLY, as_json=as_json, fast=False)
     return await serve(config, with_device=True, as_json=as_json, store=store)
+
+
+def check_writable(output_path: Path) -> None:
+    """Before the whole conversation runs, not after: where --output goes must take a file."""
+    folder = output_path.parent
+    if not folder.exists():
+        raise UsageError(f"{folder} does not exist (the folder for --output)")
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder (where --output was to go)")
+    if output_path.is_dir():
+        raise UsageError(f"{output_path} is a folder; --output needs a file name")
+    if not os.access(folder, os.W_OK) or (output_path.exists() and not os.access(output_path, os.W_OK)):
+        raise UsageError(f"cannot write {output_path} (no permission)")

@@ -60,9 +60,11 @@ class CommandRouter:
             if len(payload) > MAX_PAYLOAD_BYTES:
                 raise CommandError("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
             try:
-                data = json.loads(payload)
+                data = json.loads(payload, parse_constant=_no_constant)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise CommandError("bad_json", f"payload is not JSON: {exc}") from None
+            except (RecursionError, ValueError) as exc:  # nesting too deep, an integer of thousands of digits
+                raise CommandError("bad_json", f"payload is not usable JSON: {str(exc)[:200]}") from None
             if not isinstance(data, dict):
                 raise CommandError("bad_request", "payload must be a JSON object")
             command_id = data.get("id")
@@ -92,10 +94,10 @@ class CommandRouter:
             result = await handler(args)
             reply: dict[str, Any] = {"id": command_id, "ok": True, "result": result}
         except CommandError as exc:
-            log.warning("command %s (id %s) refused: %s", name, command_id, exc.message)
+            log.warning("command %r (id %r) refused: %r", name, command_id, exc.message)
             reply = {"id": command_id, "ok": False, "error": {"code": exc.code, "message": exc.message}}
         except Exception as exc:
-            log.exception("command %s (id %s) failed", name, command_id)
+            log.exception("command %r (id %r) failed", name, command_id)
             reply = {
                 "id": command_id,
                 "ok": False,
@@ -117,3 +119,8 @@ class CommandRouter:
         message = f"id {command_id!r} was already used for another command or payload; use a new id"
         log.warning("command refused: %s", message)
         return {"id": command_id, "ok": False, "error": {"code": "id_reused", "message": message}}
+
+
+def _no_constant(name: str) -> Any:
+    """`NaN`, `Infinity`: not JSON, refused (Python's parser would take them)."""
+    raise ValueError(f"{name} is not JSON")

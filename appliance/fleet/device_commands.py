@@ -12,6 +12,7 @@ from pydantic import Field
 
 from appliance import __version__
 from appliance.agents.registry import UnknownAgentError
+from appliance.app import preflight
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
 from appliance.control import Control, NotAvailable
@@ -20,6 +21,9 @@ from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, H
 from appliance.fleet.config_apply import apply_config
 from appliance.fleet.config_store import ConfigStore, StaleVersionError
 from appliance.fleet.update_command import UpdateCommand
+from appliance.models.errors import ModelStoreError
+from appliance.models.manifest import UnknownModelError
+from appliance.providers.registry import ProviderConfigError
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials, room_credentials
 
 
@@ -37,7 +41,8 @@ class MuteArgs(CommandArgs):
 
 class ConfigSetArgs(CommandArgs):
     patch: dict[str, Any]
-    version: int
+    version: int = Field(ge=0, le=2**53)
+    """JSON-safe: a version of 10^30 would block every later change."""
 
 
 class VolumeArgs(CommandArgs):
@@ -129,6 +134,10 @@ class DeviceCommands:
             raise CommandError("stale_version", str(exc)) from None
         except ConfigError as exc:
             raise CommandError("bad_config", str(exc)) from None
+        try:
+            preflight(new)  # as a start would check it: the box must be able to come back with it
+        except (UnknownAgentError, ProviderConfigError, ModelStoreError, UnknownModelError) as exc:
+            raise CommandError("bad_config", f"the device could not start with this config: {exc}") from None
         old = self.config
         try:
             result = await apply_config(old, new, self.control)

@@ -191,6 +191,10 @@ class FleetLink:
 
         incoming = message.properties
         response_topic = getattr(incoming, "ResponseTopic", None) if incoming is not None else None
+        if response_topic and ("+" in response_topic or "#" in response_topic):
+            # Nothing can be published to a wildcard: say so on events instead of failing in a stray task.
+            log.warning("command %r asked for a reply on %r, a wildcard; replying on events", name, response_topic)
+            response_topic = None
         if not response_topic:
             await client.publish(self.topics.events, json.dumps(
                 {"type": "command_reply", "command": name, "reply": reply, "ts": time.time()}), qos=1)  # fmt: skip

@@ -119,3 +119,14 @@ def test_an_unknown_provider_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
     result = cli("run", "--input", "in.wav", "--output", "out.wav", env={"APPLIANCE_LLM__PROVIDER": '"local/gpt-9"'})
     assert result.code == 2
     assert "local/gpt-9" in one_line_error(result.stderr)
+
+
+@pytest.mark.parametrize("where", ["a-folder", "in.wav/out.wav"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_conversation_runs(
+    cli: Cli, tmp_path: Path, where: str
+) -> None:
+    write_wav(tmp_path / "in.wav", read_wav(DATA / "questions" / "q01.wav"))
+    (tmp_path / "a-folder").mkdir()
+    result = cli("run", "--input", "in.wav", "--output", where, env={"APPLIANCE_MODELS__DIR": "empty-store"})
+    # No model store: had the conversation started, the error would name the missing models instead.
+    assert result.code == 2 and where.split("/")[0] in one_line_error(result.stderr), result.stderr

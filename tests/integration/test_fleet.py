@@ -428,3 +428,22 @@ def test_a_retained_command_is_ignored_with_an_error_so_a_retained_restart_canno
     finally:
         subprocess.run([*pub, "-n"], check=True, timeout=10)  # clear the retained message
         device.close()
+
+
+@pytest.mark.parametrize(
+    ("patch", "named"),
+    [
+        ({"agent": {"name": "nonexistent"}}, "unknown agent 'nonexistent'"),
+        ({"vad": {"provider": "local/nope"}}, "vad provider 'local/nope' is unknown"),
+        ({"llm": {"provider": "acme/big-model"}}, "[providers.acme] base_url"),
+    ],
+)
+def test_a_config_the_device_could_not_start_with_is_refused_not_saved_for_the_next_start(
+    broker: Broker, device: HeadlessDevice, patch: dict[str, Any], named: str
+) -> None:
+    topic = f"appliance/{DEVICE}/cmd/config.set"
+    refused = rr(broker, topic, json.dumps({"id": "bad", "version": 1, "patch": patch}))
+    assert refused["ok"] is False and refused["error"]["code"] == "bad_config", refused
+    assert named in refused["error"]["message"], refused
+    fine = rr(broker, topic, json.dumps({"id": "fine", "version": 1, "patch": {"audio": {"volume": 50}}}))
+    assert fine["ok"] is True, fine  # nothing of the refused change was kept: version 1 is still free

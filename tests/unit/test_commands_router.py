@@ -107,3 +107,14 @@ def test_a_repeat_that_arrives_while_the_first_still_runs_waits_for_its_reply() 
     assert first == again == {"id": "a", "ok": True, "result": {"echo": "one"}}
     assert reused["error"]["code"] == "id_reused"  # type: ignore[index]
     assert calls == ["one"]
+
+
+def test_payloads_python_takes_but_json_does_not_are_bad_json_not_failures() -> None:
+    r, calls = router()
+    deep = b'{"id": "d", "word": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"  # valid, under 64 KiB, too deep
+    huge = b'{"id": "h", "word": ' + b"9" * 5000 + b"}"
+    infinite = b'{"id": "i", "word": Infinity}'
+    for payload in (deep, huge, infinite):
+        reply = handle(r, "echo", payload)
+        assert reply["ok"] is False and reply["error"]["code"] == "bad_json", reply  # type: ignore[index]
+    assert calls == []
