@@ -27,14 +27,18 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
     try:
         if args.fleet_command == "ls":
             return _ls(await operator.devices(), args.json, console)
+        devices = await operator.devices()
+        expected = _expected(devices, args.target)
         if args.fleet_command == "get":
-            replies = await operator.command(args.target, "config.get", {})
-            return _show(replies, args.json, console, expect_one=True, only_result=True)
+            replies = await operator.command(args.target, "config.get", {}, expect=expected)
+            return _show(replies, args, console, expected, only_result=True)
         if args.fleet_command == "set":
             patch = parse_assignments(args.assignments)
-            version = args.version or await _next_version(operator, args.target)
-            replies = await operator.command(args.target, "config.set", {"patch": patch, "version": version})
-            return _show(replies, args.json, console, expect_one=_single(args.target))
+            version = args.version or _next_version(devices, args.target)
+            replies = await operator.command(
+                args.target, "config.set", {"patch": patch, "version": version}, expect=expected
+            )
+            return _show(replies, args, console, expected)
         arguments: dict[str, Any] = {}
         if args.arguments:
             try:
@@ -43,8 +47,8 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
                 raise UsageError(f"the command's arguments are not JSON: {exc}") from None
             if not isinstance(arguments, dict):
                 raise UsageError("the command's arguments must be a JSON object")
-        replies = await operator.command(args.target, args.name, arguments)
-        return _show(replies, args.json, console, expect_one=_single(args.target))
+        replies = await operator.command(args.target, args.name, arguments, expect=expected)
+        return _show(replies, args, console, expected)
     except FleetError as exc:
         raise OperationalError(str(exc)) from None
 
@@ -53,14 +57,24 @@ def _single(target: str) -> bool:
     return target != "all" and not target.startswith("group:")
 
 
-async def _next_version(operator: Operator, target: str) -> int:
-    """One more than the newest config version among the targeted devices (from their status)."""
-    devices = await operator.devices()
+def _targeted(devices: list[dict[str, Any]], target: str) -> list[dict[str, Any]]:
     if _single(target):
-        devices = [d for d in devices if d["id"] == target]
-    elif target.startswith("group:"):
-        devices = [d for d in devices if d.get("group") == target[6:]]
-    return max((int(d.get("config_version", 0)) for d in devices), default=0) + 1
+        return [d for d in devices if d["id"] == target]
+    if target.startswith("group:"):
+        return [d for d in devices if d.get("group") == target[6:]]
+    return devices
+
+
+def _expected(devices: list[dict[str, Any]], target: str) -> set[str]:
+    """Who should answer: the device named, or every targeted device whose retained status says online."""
+    if _single(target):
+        return {target}
+    return {d["id"] for d in _targeted(devices, target) if d.get("state") == "online"}
+
+
+def _next_version(devices: list[dict[str, Any]], target: str) -> int:
+    """One more than the newest config version among the targeted devices (from their status)."""
+    return max((int(d.get("config_version", 0)) for d in _targeted(devices, target)), default=0) + 1
 
 
 def _ls(devices: list[dict[str, Any]], as_json: bool, console: Console) -> int:
@@ -83,18 +97,24 @@ def _ls(devices: list[dict[str, Any]], as_json: bool, console: Console) -> int:
 
 
 def _show(
-    replies: list[dict[str, Any]], as_json: bool, console: Console, expect_one: bool, only_result: bool = False
+    replies: list[dict[str, Any]],
+    args: argparse.Namespace,
+    console: Console,
+    expected: set[str],
+    only_result: bool = False,
 ) -> int:
-    if not replies:
-        print("appliance: error: no reply within the timeout", file=sys.stderr)
-        return EXIT_FAILURE
-    if as_json or only_result:
+    if args.json or only_result:
         for reply in replies:
             print(json.dumps(reply.get("result") if only_result and reply.get("ok") else reply, indent=None))
-    else:
+    elif replies:
         table = Table("device", "ok", "result / error")
         for reply in replies:
             detail = reply.get("result") if reply.get("ok") else reply.get("error")
             table.add_row(str(reply.get("device", "-")), "yes" if reply.get("ok") else "no", json.dumps(detail))
         console.print(table)
+    missing = sorted(expected - {str(r.get("device")) for r in replies})
+    if missing or not replies:
+        who = f" from {', '.join(missing)}" if missing else ""
+        print(f"appliance: error: no reply within {args.timeout:g} s{who}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK if all(r.get("ok") for r in replies) else EXIT_FAILURE

@@ -73,8 +73,11 @@ class Operator:
             return f"{prefix}/group/{target[6:]}/cmd/{name}"
         return f"{prefix}/{target}/cmd/{name}"
 
-    async def command(self, target: str, name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
-        """Send one command; the replies within the timeout (one device: the first one)."""
+    async def command(
+        self, target: str, name: str, args: dict[str, Any], expect: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Send one command; the replies within the timeout (one device: the first one; with `expect`,
+        no longer than until every expected device has answered)."""
         import aiomqtt
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
@@ -94,7 +97,8 @@ class Operator:
                     async with asyncio.timeout(self.timeout_s):
                         async for message in client.messages:
                             replies.append(json.loads(bytes(message.payload)))
-                            if single:
+                            answered = {str(r.get("device")) for r in replies}
+                            if single or (expect and expect <= answered):
                                 break
         except aiomqtt.MqttError as exc:
             raise FleetError(f"cannot reach the broker {self.mqtt.host}:{self.mqtt.port}: {exc}") from None

@@ -298,7 +298,17 @@ def test_the_fleet_command_lists_reads_changes_and_commands_devices(broker: Brok
     refused = fleet(broker, "cmd", DEVICE, "mute", '{"on": "loud"}')
     assert refused.returncode == 1 and "bad_request" in refused.stdout
     nobody = fleet(broker, "--timeout", "1", "cmd", "no-such-device", "ping")
-    assert nobody.returncode == 1 and "no reply" in nobody.stderr
+    assert nobody.returncode == 1 and "no reply within 1 s from no-such-device" in nobody.stderr
+
+    # A box the broker still shows online (its will has not fired yet) that does not answer: named, exit 1.
+    ghost = ["mosquitto_pub", "-p", str(broker.port), "-t", "appliance/ghost-1/status", "-r"]
+    subprocess.run([*ghost, "-m", '{"state": "online", "group": "home"}'], check=True, timeout=10)
+    try:
+        partial = fleet(broker, "--timeout", "2", "--json", "cmd", "group:home", "ping")
+        assert partial.returncode == 1 and "no reply within 2 s from ghost-1" in partial.stderr, partial.stderr
+        assert [json.loads(line)["device"] for line in partial.stdout.splitlines()] == [DEVICE]
+    finally:
+        subprocess.run([*ghost, "-n"], check=True, timeout=10)
 
 
 def test_tls_with_passwords_admits_the_device_and_refuses_strangers(models_dir: Path, tmp_path: Path) -> None:
