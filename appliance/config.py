@@ -377,7 +377,22 @@ def effective_config(config: AppConfig) -> dict[str, Any]:
     return redacted
 
 
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+")
+_TOKEN_PARAMETER = re.compile(r"(?P<name>\b(?:access_)?token=)[^&\s]+", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`text` without what must never be published or logged: credentials inside URLs
+    (`https://user:pw@host`), join tokens (JWTs) and `token=` query parameters."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme><redacted>@", text)
+    text = _JWT.sub("<token>", text)
+    return _TOKEN_PARAMETER.sub(r"\g<name><redacted>", text)
+
+
 def _redact(node: Any) -> Any:
+    if isinstance(node, str):
+        return redact_text(node)
     if isinstance(node, dict):
         return {
             k: ("<redacted>" if k in _SECRET_KEYS and v is not None and not _is_reference(v) else _redact(v))

@@ -27,6 +27,7 @@ import numpy as np
 from appliance.aio import Backoff, cancel_and_wait
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter
 from appliance.audio.resample import StreamResampler
+from appliance.config import redact_text
 from appliance.emitter import Emitter
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
 from appliance.transports.ports import AudioPort
@@ -79,10 +80,11 @@ class RoomRules:
 
 
 class RoomError(RuntimeError):
-    """Joining or staying in a room failed; one line. `permanent`: retrying the same way will not help."""
+    """Joining or staying in a room failed; one line, never the token (it goes to events, replies and
+    the log). `permanent`: retrying the same way will not help."""
 
     def __init__(self, message: str, permanent: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.permanent = permanent
 
 

@@ -157,3 +157,22 @@ def test_effective_config_shows_an_env_reference(tmp_path: Path) -> None:
 def test_effective_config_leaves_unset_secrets_as_none() -> None:
     shown = effective_config(load_config(environ={}))
     assert shown["mqtt"]["password"] is None
+
+
+def test_credentials_in_urls_and_tokens_never_reach_the_reported_config_or_a_room_error() -> None:
+    from appliance.config import effective_config, redact_text
+    from appliance.transports.livekit_room import RoomError
+
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3gifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    config = load_config(
+        environ={
+            "APPLIANCE_PROVIDERS__ACME__BASE_URL": '"https://user:hunter2@llm.example.com/v1"',
+            "APPLIANCE_LIVEKIT__URL": '"wss://lk.example.com"',
+        }
+    )
+    shown = str(effective_config(config))
+    assert "hunter2" not in shown and "https://<redacted>@llm.example.com/v1" in shown
+    error = RoomError(f"cannot join wss://lk.example.com/rtc?access_token={jwt}&auto_subscribe=1: 401")
+    assert jwt not in str(error) and "access_token=<redacted>&auto_subscribe=1" in str(error)
+    assert redact_text(f"token {jwt} refused") == "token <token> refused"
+    assert redact_text("https://lk.example.com/rtc?room=a") == "https://lk.example.com/rtc?room=a"  # nothing to hide
