@@ -249,7 +249,7 @@ def test_home_assistant_discovery_is_published_and_resent_when_home_assistant_co
     assert {c["p"] for c in components.values()} == {"sensor", "switch", "number", "select", "button"}
     assert all("default_entity_id" in c and "object_id" not in c for c in components.values())
     assert first["avty_t"] == f"appliance/{DEVICE}/status"
-    assert "assistant" in components["agent"]["options"]
+    assert {"assistant", "chef", "chat"} <= set(components["agent"]["options"])  # chef: reachable by handoff
 
     async def resent() -> dict[str, Any]:
         import aiomqtt
