@@ -261,6 +261,14 @@ class ComputeConfig(_Section):
     threads: int = Field(default=0, ge=0, le=256, description="CPU threads for inference; 0 = all usable cores.")
 
 
+class FleetConfig(_Section):
+    remote_keys: list[str] = Field(
+        default=[],
+        description="Hosts, credentials and paths config.set may change (dotted keys or prefixes: "
+        "'providers', 'mqtt.host'); none by default. Only this device's own config sets it.",
+    )
+
+
 class PrivacyConfig(_Section):
     publish_transcripts: bool = False
 
@@ -283,6 +291,7 @@ class AppConfig(_Section):
     models: ModelsConfig = ModelsConfig()
     compute: ComputeConfig = ComputeConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    fleet: FleetConfig = FleetConfig()
     state: StateConfig = StateConfig()
 
 

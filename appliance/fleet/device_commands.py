@@ -20,6 +20,7 @@ from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
 from appliance.fleet.config_apply import apply_config
 from appliance.fleet.config_store import ConfigStore, StaleVersionError
+from appliance.fleet.remote_keys import forbidden_keys
 from appliance.fleet.update_command import UpdateCommand
 from appliance.models.errors import ModelStoreError
 from appliance.models.manifest import UnknownModelError
@@ -128,6 +129,13 @@ class DeviceCommands:
 
     async def config_set(self, args: ConfigSetArgs) -> dict[str, Any]:
         """Validate the whole result, apply live (rolling back on failure), then save and report."""
+        forbidden = forbidden_keys(args.patch, self.config.fleet.remote_keys)
+        if forbidden:
+            raise CommandError(
+                "forbidden_key",
+                f"{', '.join(forbidden)}: hosts, credentials, paths and secret references are set on the device "
+                "(its own [fleet] remote_keys can allow them)",
+            )
         try:
             new, overrides = self.store.propose(args.patch, args.version)
         except StaleVersionError as exc:

@@ -457,3 +457,21 @@ def test_a_config_the_device_could_not_start_with_is_refused_not_saved_for_the_n
     assert named in refused["error"]["message"], refused
     fine = rr(broker, topic, json.dumps({"id": "fine", "version": 1, "patch": {"audio": {"volume": 50}}}))
     assert fine["ok"] is True, fine  # nothing of the refused change was kept: version 1 is still free
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"mqtt": {"host": "evil.example.com"}},
+        {"mqtt": {"password": "file:/etc/shadow"}},
+        {"providers": {"acme": {"base_url": "https://evil.example.com/v1"}}},
+        {"fleet": {"remote_keys": ["mqtt"]}},
+    ],
+)
+def test_the_fleet_cannot_redirect_the_device_or_point_a_secret_at_a_local_file(
+    broker: Broker, device: HeadlessDevice, patch: dict[str, Any]
+) -> None:
+    reply = rr(broker, f"appliance/{DEVICE}/cmd/config.set", json.dumps({"id": "x", "version": 1, "patch": patch}))
+    assert reply["ok"] is False and reply["error"]["code"] == "forbidden_key", reply
+    assert rr(broker, f"appliance/{DEVICE}/cmd/config.set",
+              json.dumps({"id": "y", "version": 1, "patch": {"audio": {"volume": 40}}}))["ok"] is True  # fmt: skip
