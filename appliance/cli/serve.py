@@ -66,7 +66,8 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
     if device is not None:
         jobs.append(device.run(life.stop))
     if config.mqtt.enabled:
-        link = connect_fleet(config, control, life.request_restart, store=store)
+        sound = (lambda: device.status.state.value) if device is not None else None
+        link = connect_fleet(config, control, life.request_restart, store=store, sound_device=sound)
         link.on_status.connect(lambda status: _say(f"mqtt: {status}"))
         link.on_status.connect(lambda status: life.report("mqtt", status.split(" ")[0]))
         if device is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from appliance.agents.events import AgentHandoffEvent, RunEvent
 from appliance.agents.registry import agent_names
@@ -18,14 +19,26 @@ from appliance.fleet.topics import Topics
 
 
 def connect_fleet(
-    config: AppConfig, control: Control | None, request_restart: Callable[[], None], store: ConfigStore | None = None
+    config: AppConfig,
+    control: Control | None,
+    request_restart: Callable[[], None],
+    store: ConfigStore | None = None,
+    sound_device: Callable[[], str] | None = None,
 ) -> FleetLink:
-    """The link (run it with `link.run(stop)`); a `restart` command calls `request_restart`."""
+    """The link (run it with `link.run(stop)`); a `restart` command calls `request_restart`.
+    `sound_device` tells the state of the microphone and speaker (None: the box has none)."""
     calls = control.calls if control is not None else None
     commands = DeviceCommands(config, control, request_restart=request_restart, store=store)
     telemetry = Telemetry(control, calls=calls.snapshot if calls is not None else None)
     discovery = discovery_payload(link_topics(config), agent_names())
-    link = FleetLink(config.mqtt, commands.router(), telemetry.snapshot, lambda: commands.config_version, discovery)
+    link = FleetLink(
+        config.mqtt,
+        commands.router(),
+        telemetry.snapshot,
+        lambda: commands.config_version,
+        discovery,
+        state=lambda: device_state(control, sound_device),
+    )
     link.report_config(effective_config(config), commands.config_version)
     commands.on_config.connect(lambda new, version: link.report_config(effective_config(new), version))
     if calls is not None:
@@ -41,6 +54,20 @@ def connect_fleet(
         control.on_agent_event(agent_event)
         control.on_availability(lambda change: link.publish_event(provider_event(change)))
     return link
+
+
+def device_state(control: Control | None, sound_device: Callable[[], str] | None) -> dict[str, Any]:
+    """The retained `state` topic's payload: what changes when someone acts on the box."""
+    state: dict[str, Any] = {"state": "headless", "sound_device": sound_device() if sound_device else "none"}
+    if control is not None:
+        now = control.state()
+        state.update(state=now.state, mode=now.mode, muted=now.muted, volume=now.volume, agent=now.agent)
+        if control.calls is not None:
+            state["rooms"] = [
+                {"room": c.name, "caller": c.caller, "conversation": c.describe()["conversation"]}
+                for c in control.calls.calls
+            ]
+    return state
 
 
 def link_topics(config: AppConfig) -> Topics:

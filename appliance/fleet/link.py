@@ -31,6 +31,9 @@ from appliance.providers.secrets import resolve_secret
 
 log = logging.getLogger(__name__)
 
+STATE_POLL_S = 0.25
+"""How soon a change of state shows on the retained state topic."""
+
 HA_STATUS = "homeassistant/status"
 
 
@@ -46,6 +49,7 @@ class FleetLink:
         telemetry: Callable[[], dict[str, Any]],
         config_version: Callable[[], int] = lambda: 0,
         discovery: dict[str, Any] | None = None,
+        state: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, config.device_id, config.group)
@@ -54,6 +58,8 @@ class FleetLink:
         self.config_version = config_version
         self.discovery = discovery
         """Home Assistant discovery payload, sent on connect and whenever Home Assistant comes online."""
+        self.state = state
+        """The device's state (state, mode, muted, volume, agent, sound device, rooms), retained on change."""
         self.connected = asyncio.Event()
         self.on_status: Emitter[[str]] = Emitter("status")
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
@@ -145,6 +151,7 @@ class FleetLink:
             asyncio.create_task(self._commands(client)),
             asyncio.create_task(self._send_outbox(client)),
             asyncio.create_task(self._telemetry_loop()),
+            asyncio.create_task(self._state_loop(client)),
         ]
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -213,6 +220,19 @@ class FleetLink:
                 self._outbox.popleft()  # only once it went out: a drop mid-publish keeps it queued
             self._wake.clear()
             await self._wake.wait()
+
+    async def _state_loop(self, client: Any) -> None:
+        """Publish the state (retained) at connect and within STATE_POLL_S of any change: a toggle from
+        Home Assistant shows at once, and survives its restarts."""
+        if self.state is None:
+            return
+        published: dict[str, Any] | None = None
+        while True:
+            state = self.state()
+            if state != published:
+                await client.publish(self.topics.state, json.dumps({**state, "ts": time.time()}), qos=1, retain=True)
+                published = state
+            await asyncio.sleep(STATE_POLL_S)
 
     async def _telemetry_loop(self) -> None:
         while True:

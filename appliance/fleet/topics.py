@@ -24,6 +24,11 @@ class Topics:
         return f"{self.prefix}/{self.device_id}/events"
 
     @property
+    def state(self) -> str:
+        """Retained, on every change: what Home Assistant's entities and operators read."""
+        return f"{self.prefix}/{self.device_id}/state"
+
+    @property
     def config_reported(self) -> str:
         return f"{self.prefix}/{self.device_id}/config/reported"
 

@@ -475,3 +475,20 @@ def test_the_fleet_cannot_redirect_the_device_or_point_a_secret_at_a_local_file(
     assert reply["ok"] is False and reply["error"]["code"] == "forbidden_key", reply
     assert rr(broker, f"appliance/{DEVICE}/cmd/config.set",
               json.dumps({"id": "y", "version": 1, "patch": {"audio": {"volume": 40}}}))["ok"] is True  # fmt: skip
+
+
+def test_the_retained_state_topic_follows_every_change_for_home_assistant(
+    broker: Broker, device: HeadlessDevice
+) -> None:
+    topic = f"appliance/{DEVICE}/state"
+    first = asyncio.run(collect(broker, topic, 1))[0]  # retained: a late subscriber gets it at once
+    assert first["state"] == "headless" and first["sound_device"] == "none" and first["rooms"] == []
+    assert first["volume"] == 100 and first["muted"] is False and first["agent"] == "assistant"
+    changed = rr(broker, f"appliance/{DEVICE}/cmd/config.set",
+                 json.dumps({"id": "v", "version": 1, "patch": {"audio": {"volume": 35}}}))  # fmt: skip
+    assert changed["ok"] is True, changed
+    deadline = time.monotonic() + 5
+    while (now := asyncio.run(collect(broker, topic, 1))[0])["volume"] != 35:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.2)
+    assert now["ts"] > first["ts"]
