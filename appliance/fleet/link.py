@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance import __version__
-from appliance.aio import Backoff, cancel_and_wait
+from appliance.aio import Backoff, TaskSet, cancel_and_wait
 from appliance.config import MqttConfig
 from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandRouter
@@ -65,7 +65,7 @@ class FleetLink:
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
         self._wake = asyncio.Event()
         self._reported: dict[str, Any] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight = TaskSet("mqtt commands")
 
     # ----- publishing (from anywhere in the app) ---------------------------------------------------
 
@@ -182,9 +182,7 @@ class FleetLink:
                 self.publish_event(error_event("mqtt", f"retained command {name!r} ignored: commands are not retained"))
                 continue
             # Each command in its own task: a slow one (an update, joining a room) must not hold up a ping.
-            task = asyncio.create_task(self._command(client, message))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._in_flight.spawn(self._command(client, message), f"command-{message.topic}")
 
     async def _command(self, client: Any, message: Any) -> None:
         name = Topics.command_name(str(message.topic))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.aio import Backoff, cancel_and_wait
+from appliance.aio import Backoff, TaskSet
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter
 from appliance.audio.resample import StreamResampler
 from appliance.config import redact_text
@@ -105,7 +105,7 @@ class RoomTransport:
         self._room: Any = None
         self._source: Any = None
         self._dropped = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(f"room {self.name}")
         self._reader: tuple[str, asyncio.Task[None]] | None = None
         self._leaving = False
         self.connected_at = 0.0
@@ -236,7 +236,7 @@ class RoomTransport:
 
     async def _teardown(self) -> None:
         # Bounded, and without swallowing a cancellation aimed at us (a stop has its own deadline).
-        await cancel_and_wait(list(self._tasks), TEARDOWN_S)
+        await self._tasks.aclose(TEARDOWN_S)
         self._reader = None
         room, self._room = self._room, None
         source, self._source = self._source, None
@@ -381,16 +381,8 @@ class RoomTransport:
 
     # ----- helpers ----------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("room %s: %s failed: %s", self.name, task.get_name(), task.exception())
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        return self._tasks.spawn(coro, name)
 
     def _set_status(self, status: RoomStatus) -> None:
         self.status = status
