@@ -17,7 +17,6 @@ from appliance.audio.resample import resample
 from appliance.calls.manager import CallManager
 from appliance.config import AppConfig
 from appliance.engines import Engines
-from appliance.models.store import ModelStore
 from appliance.providers.base import LLMOptions
 from appliance.providers.compute import ComputeBudget
 from appliance.transports.device import DeviceTransport
@@ -73,10 +72,6 @@ class Appliance:
             await appliance.aclose()
             raise
         return appliance
-
-    @property
-    def store(self) -> ModelStore:
-        return self.engines.store
 
     @property
     def budget(self) -> ComputeBudget:

@@ -49,7 +49,6 @@ class ConversationState:
     hearing: bool
     mode: str
     """The activation mode in force."""
-    chosen_mode: str
     muted: bool
     talk_pressed: bool
     volume: int
@@ -98,7 +97,6 @@ class Control:
             state="headless" if self.headless and not in_call else session.state.value,
             hearing=session.hearing,
             mode=session.activation.mode.value,
-            chosen_mode=session.modes.chosen.value,
             muted=session.activation.mode is ActivationMode.MUTED,
             talk_pressed=session.activation.talk_pressed,
             volume=round(session.output.volume * 100),
