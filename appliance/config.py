@@ -221,6 +221,21 @@ class MqttConfig(_Section):
     telemetry_interval_s: float = Field(default=30.0, gt=0)
     keepalive_s: int = Field(default=30, ge=2, le=3600, description="The offline will fires after 1.5x this.")
     queue_limit: int = Field(default=500, ge=1, description="Messages kept while disconnected (oldest dropped).")
+    reply_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[^#+\s]+$",
+        description="Replies go only to response topics under this (default: <topic_prefix>/replies).",
+    )
+    session_expiry_s: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="The broker keeps commands for the device this long while it is away (0: none).",
+    )
+
+    @property
+    def replies(self) -> str:
+        return (self.reply_prefix or f"{self.topic_prefix}/replies").rstrip("/")
 
 
 class LiveKitConfig(_Section):

@@ -1,4 +1,4 @@
-"""`appliance fleet`: list devices, read and change their config, send commands."""
+"""`appliance fleet`: list devices, read and change their desired config, send commands, decommission."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 
 from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, OperationalError, UsageError
 from appliance.config import AppConfig
-from appliance.fleet.operator import FleetError, Operator, describe_age, parse_assignments
+from appliance.fleet.operator import FleetError, Operator, describe_age, desired_vs_reported, parse_assignments
 
 
 async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
@@ -27,17 +27,20 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
     try:
         if args.fleet_command == "ls":
             return _ls(await operator.devices(), args.json, console)
+        if args.fleet_command == "decommission":
+            return await _decommission(operator, args)
         devices = await operator.devices()
         expected = _expected(devices, args.target)
         if args.fleet_command == "get":
-            replies = await operator.command(args.target, "config.get", {}, expect=expected)
-            return _show(replies, args, console, expected, only_result=True)
+            return await _get(operator, devices, args.target)
         if args.fleet_command == "set":
             patch = parse_assignments(args.assignments)
-            version = args.version or _next_version(devices, args.target)
-            replies = await operator.command(
-                args.target, "config.set", {"patch": patch, "version": version}, expect=expected
-            )
+            document, replies = await operator.set_desired(args.target, patch, args.version, expect=expected)
+            print(f"desired config of {args.target} is now version {document['version']}: "
+                  f"{json.dumps(document['patch'])}", file=sys.stderr)  # fmt: skip
+            offline = sorted({d["id"] for d in _targeted(devices, args.target)} - expected)
+            if offline:
+                print(f"offline, will apply it when back: {', '.join(offline)}", file=sys.stderr)
             return _show(replies, args, console, expected)
         arguments: dict[str, Any] = {}
         if args.arguments:
@@ -72,9 +75,27 @@ def _expected(devices: list[dict[str, Any]], target: str) -> set[str]:
     return {d["id"] for d in _targeted(devices, target) if d.get("state") == "online"}
 
 
-def _next_version(devices: list[dict[str, Any]], target: str) -> int:
-    """One more than the newest config version among the targeted devices (from their status)."""
-    return max((int(d.get("config_version", 0)) for d in _targeted(devices, target)), default=0) + 1
+async def _get(operator: Operator, devices: list[dict[str, Any]], target: str) -> int:
+    """One JSON line per targeted device: desired against reported, and the effective config."""
+    targeted = _targeted(devices, target)
+    if not targeted:
+        raise OperationalError(f"no device {target} has a status on this broker")
+    prefix = operator.mqtt.topic_prefix
+    filters = [f"{prefix}/+/config/+", f"{prefix}/group/+/config/desired"]
+    retained = await operator.retained(filters, listen_s=min(1.0, operator.timeout_s))
+    for device in targeted:
+        print(json.dumps(desired_vs_reported(device, retained, prefix)))
+    return EXIT_OK
+
+
+async def _decommission(operator: Operator, args: argparse.Namespace) -> int:
+    known = {d["id"]: d for d in await operator.devices()}
+    device = known.get(args.target)
+    if device is not None and device.get("state") == "online" and not args.force:
+        raise OperationalError(f"{args.target} is online and would announce itself again: stop it first (or --force)")
+    cleared = await operator.decommission(args.target)
+    print(f"cleared {len(cleared)} retained topics of {args.target}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _ls(devices: list[dict[str, Any]], as_json: bool, console: Console) -> int:
@@ -90,7 +111,7 @@ def _ls(devices: list[dict[str, Any]], as_json: bool, console: Console) -> int:
             str(d.get("state", "-")),
             str(d.get("version", "-")),
             str(d.get("config_version", "-")),
-            describe_age(d.get("ts")),
+            describe_age(d.get("last_seen")),
         )
     console.print(table if devices else "no devices have a status on this broker")
     return EXIT_OK

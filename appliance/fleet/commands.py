@@ -59,14 +59,7 @@ class CommandRouter:
         try:
             if len(payload) > MAX_PAYLOAD_BYTES:
                 raise CommandError("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-            try:
-                data = json.loads(payload, parse_constant=_no_constant)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise CommandError("bad_json", f"payload is not JSON: {exc}") from None
-            except (RecursionError, ValueError) as exc:  # nesting too deep, an integer of thousands of digits
-                raise CommandError("bad_json", f"payload is not usable JSON: {str(exc)[:200]}") from None
-            if not isinstance(data, dict):
-                raise CommandError("bad_request", "payload must be a JSON object")
+            data = parse_json_object(payload)
             command_id = data.get("id")
             if command_id is None:
                 command_id = data["id"] = f"auto-{uuid.uuid4().hex[:12]}"
@@ -119,6 +112,19 @@ class CommandRouter:
         message = f"id {command_id!r} was already used for another command or payload; use a new id"
         log.warning("command refused: %s", message)
         return {"id": command_id, "ok": False, "error": {"code": "id_reused", "message": message}}
+
+
+def parse_json_object(payload: bytes, code: str = "bad_json") -> dict[str, Any]:
+    """A JSON object from an MQTT payload, or CommandError(code) saying what is wrong with it."""
+    try:
+        data = json.loads(payload, parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CommandError(code, f"payload is not JSON: {exc}") from None
+    except (RecursionError, ValueError) as exc:  # nesting too deep, an integer of thousands of digits
+        raise CommandError(code, f"payload is not usable JSON: {str(exc)[:200]}") from None
+    if not isinstance(data, dict):
+        raise CommandError("bad_request" if code == "bad_json" else code, "payload must be a JSON object")
+    return data
 
 
 def _no_constant(name: str) -> Any:

@@ -10,9 +10,10 @@ from appliance.agents.registry import agent_names
 from appliance.config import AppConfig, effective_config
 from appliance.control import Control
 from appliance.fleet.config_store import ConfigStore
+from appliance.fleet.desired_state import DesiredState
 from appliance.fleet.device_commands import DeviceCommands
 from appliance.fleet.discovery import discovery_payload
-from appliance.fleet.events import call_event, handoff_event, provider_event, turn_event
+from appliance.fleet.events import call_event, error_event, handoff_event, provider_event, turn_event
 from appliance.fleet.link import FleetLink
 from appliance.fleet.telemetry import Telemetry
 from appliance.fleet.topics import Topics
@@ -31,6 +32,12 @@ def connect_fleet(
     commands = DeviceCommands(config, control, request_restart=request_restart, store=store)
     telemetry = Telemetry(control, calls=calls.snapshot if calls is not None else None)
     discovery = discovery_payload(link_topics(config), agent_names())
+    desired = DesiredState(
+        link_topics(config),
+        commands.apply_desired,
+        lambda: commands.desired_versions,
+        on_error=lambda code, message: link.publish_event(error_event("desired config", message, code)),
+    )
     link = FleetLink(
         config.mqtt,
         commands.router(),
@@ -38,6 +45,7 @@ def connect_fleet(
         lambda: commands.config_version,
         discovery,
         state=lambda: device_state(control, sound_device),
+        desired=desired,
     )
     link.report_config(effective_config(config), commands.config_version)
     commands.on_config.connect(lambda new, version: link.report_config(effective_config(new), version))

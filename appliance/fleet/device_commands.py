@@ -129,7 +129,23 @@ class DeviceCommands:
 
     async def config_set(self, args: ConfigSetArgs) -> dict[str, Any]:
         """Validate the whole result, apply live (rolling back on failure), then save and report."""
-        forbidden = forbidden_keys(args.patch, self.config.fleet.remote_keys)
+        result = await self.apply_patch(args.patch, version=args.version)
+        return {"version": args.version, **result}
+
+    async def apply_desired(self, patch: dict[str, Any], versions: dict[str, int]) -> dict[str, Any]:
+        """The merged desired documents, applied as a `config.set` would be; `versions` are recorded."""
+        return await self.apply_patch(patch, desired=versions)
+
+    @property
+    def desired_versions(self) -> dict[str, int]:
+        return self.store.desired_versions
+
+    async def apply_patch(
+        self, patch: dict[str, Any], version: int | None = None, desired: dict[str, int] | None = None
+    ) -> dict[str, Any]:
+        """Check a patch as a start would, apply it live (back to the old config if that fails), save it
+        with the version it came with, and tell the link. Raises CommandError and changes nothing."""
+        forbidden = forbidden_keys(patch, self.config.fleet.remote_keys)
         if forbidden:
             raise CommandError(
                 "forbidden_key",
@@ -137,7 +153,7 @@ class DeviceCommands:
                 "(its own [fleet] remote_keys can allow them)",
             )
         try:
-            new, overrides = self.store.propose(args.patch, args.version)
+            new, overrides = self.store.propose(patch, version)
         except StaleVersionError as exc:
             raise CommandError("stale_version", str(exc)) from None
         except ConfigError as exc:
@@ -153,10 +169,10 @@ class DeviceCommands:
             with contextlib.suppress(Exception):
                 await apply_config(new, old, self.control)
             raise CommandError("apply_failed", f"{type(exc).__name__}: {exc}; the old config is kept") from None
-        self.store.commit(overrides, args.version)
+        self.store.commit(overrides, version, desired)
         self.config = new
-        self.on_config.emit(new, args.version)
-        return {"version": args.version, **result}
+        self.on_config.emit(new, self.store.version)
+        return result
 
     async def handoff(self, args: HandoffArgs) -> dict[str, Any]:
         if args.to == "room":

@@ -5,7 +5,7 @@ shape and the schema is read in one place.
     {"type": "handoff", "from", "to"}         the agent changed
     {"type": "provider", "stage", "provider", "available", "reason"}   a provider went down or came back
     {"type": "call", "event", "room", ...}    something happened in a LiveKit room
-    {"type": "error", "source", "message"}    a part of the device failed (the device keeps running)
+    {"type": "error", "source", "message"[, "code"]}   a part of the device failed (it keeps running)
 """
 
 from __future__ import annotations
@@ -39,5 +39,8 @@ def call_event(event: CallEvent) -> Event:
     return {"type": "call", "event": event.event, "room": event.room, **event.details}
 
 
-def error_event(source: str, message: str) -> Event:
-    return {"type": "error", "source": source, "message": message}
+def error_event(source: str, message: str, code: str | None = None) -> Event:
+    event: Event = {"type": "error", "source": source, "message": message}
+    if code is not None:
+        event["code"] = code
+    return event

@@ -1,11 +1,15 @@
 """The device's link to the fleet over MQTT v5 (aiomqtt, which drives paho from the asyncio loop).
 
 On connect it publishes a retained "online" status (the birth message; the will publishes
-"offline" if the device vanishes), subscribes to its command topics (device, group, fleet),
-and answers each command on the MQTT v5 response topic with the correlation data, or on the
-events topic when the sender gave none (MQTT 3.1.1 clients). Telemetry goes out every N
-seconds; events (turns, handoffs, provider switches) as they happen. What is published while
-disconnected waits in a bounded queue. A lost broker is retried with backoff, never a crash.
+"offline" if the device vanishes), subscribes to its command topics and desired config (device,
+group, fleet), and answers each command on the MQTT v5 response topic with the correlation data
+(only under the reply prefix), or on the events topic when the sender gave none (MQTT 3.1.1
+clients, Home Assistant). Events (turns, handoffs, provider switches) go out as they happen; what is
+published while disconnected waits in a bounded queue. Telemetry is not queued: the latest goes out
+every N seconds while connected (QoS 0, retained), so an outage replays no stale figures and never
+pushes turn events out of the queue. The session persists on the broker (MQTT v5 session expiry):
+commands sent while the link was down are delivered when it is back. A lost broker is retried with
+backoff, never a crash.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from appliance import __version__
 from appliance.aio import Backoff, TaskSet, cancel_and_wait
 from appliance.config import MqttConfig
 from appliance.emitter import Emitter
-from appliance.fleet.commands import CommandRouter
+from appliance.fleet.commands import CommandError, CommandRouter
+from appliance.fleet.desired_state import DesiredState
 from appliance.fleet.discovery import discovery_topic
 from appliance.fleet.events import error_event
 from appliance.fleet.topics import Topics
@@ -50,6 +55,7 @@ class FleetLink:
         config_version: Callable[[], int] = lambda: 0,
         discovery: dict[str, Any] | None = None,
         state: Callable[[], dict[str, Any]] | None = None,
+        desired: DesiredState | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, config.device_id, config.group)
@@ -60,18 +66,29 @@ class FleetLink:
         """Home Assistant discovery payload, sent on connect and whenever Home Assistant comes online."""
         self.state = state
         """The device's state (state, mode, muted, volume, agent, sound device, rooms), retained on change."""
+        self.desired = desired
+        """The desired config documents this device follows, applied on connect and on change."""
         self.connected = asyncio.Event()
         self.on_status: Emitter[[str]] = Emitter("status")
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
         self._wake = asyncio.Event()
         self._reported: dict[str, Any] | None = None
+        self._reported_config: tuple[dict[str, Any], int] = ({}, 0)
         self._in_flight = TaskSet("mqtt commands")
+        self._resume_session = False
+        """Start clean the first time (old subscriptions, such as another group's, go), then resume."""
 
     # ----- publishing (from anywhere in the app) ---------------------------------------------------
 
     def report_config(self, config: dict[str, Any], version: int) -> None:
-        """The effective config (secrets redacted) on config/reported, and the status with its version."""
+        """The effective config (secrets redacted) on config/reported, with the `config.set` version and the
+        desired versions applied (and the last refusal, if any); the status with its version."""
+        self._reported_config = (config, version)
         self._reported = {"version": version, "config": config, "ts": time.time()}
+        if self.desired is not None:
+            self._reported["desired"] = dict(self.desired.applied_versions())
+            if self.desired.error is not None:
+                self._reported["desired_error"] = self.desired.error
         self._queue(self.topics.config_reported, self._reported, retain=True)
         if self.connected.is_set():
             self._queue(self.topics.status, self._status("online"), retain=True)
@@ -123,10 +140,17 @@ class FleetLink:
         tls = None
         if cfg.tls_ca or cfg.tls_cert:
             tls = aiomqtt.TLSParameters(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect.SessionExpiryInterval = cfg.session_expiry_s
         return aiomqtt.Client(
             cfg.host,
             cfg.port,
             identifier=f"appliance-{cfg.device_id}",
+            clean_start=not self._resume_session,
+            properties=connect,
             username=cfg.username,
             password=resolve_secret(cfg.password),
             protocol=aiomqtt.ProtocolVersion.V5,
@@ -142,6 +166,10 @@ class FleetLink:
             await client.publish(self.topics.config_reported, json.dumps(self._reported), qos=1, retain=True)
         for topic_filter in self.topics.command_filters:
             await client.subscribe(topic_filter, qos=1)
+        if self.desired is not None:
+            for topic in self.desired.scopes:
+                await client.subscribe(topic, qos=1)
+        self._resume_session = self.config.session_expiry_s > 0
         if self.discovery is not None:
             await client.subscribe(HA_STATUS, qos=1)
             await self._announce_to_home_assistant(client)
@@ -150,7 +178,7 @@ class FleetLink:
         tasks = [
             asyncio.create_task(self._commands(client)),
             asyncio.create_task(self._send_outbox(client)),
-            asyncio.create_task(self._telemetry_loop()),
+            asyncio.create_task(self._telemetry_loop(client)),
             asyncio.create_task(self._state_loop(client)),
         ]
         stopping = asyncio.create_task(stop.wait())
@@ -175,6 +203,9 @@ class FleetLink:
                 if bytes(message.payload or b"").strip() == b"online":  # Home Assistant (re)started
                     await self._announce_to_home_assistant(client)
                 continue
+            if self.desired is not None and self.desired.scope_of(str(message.topic)):
+                self._in_flight.spawn(self._desired(client, message), f"desired-{message.topic}")
+                continue
             if message.retain:
                 # A retained command would run again at every connect (a retained `restart`: a restart loop).
                 name = Topics.command_name(str(message.topic))
@@ -190,15 +221,37 @@ class FleetLink:
         reply = {**reply, "device": self.topics.device_id}  # group and fleet-wide commands get many replies
         await self._answer(client, message, name, reply)
 
+    async def _desired(self, client: Any, message: Any) -> None:
+        """A desired document: applied if newer; a live one (`fleet set`) with a response topic is answered."""
+        assert self.desired is not None
+        live = not message.retain
+        try:
+            result = await self.desired.receive(str(message.topic), bytes(message.payload or b""), live)
+            reply: dict[str, Any] = {"ok": True, "result": result}
+        except CommandError as exc:
+            reply = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+            self.report_config(*self._reported_config)  # the refusal shows on config/reported
+        properties = message.properties
+        if live and getattr(properties, "ResponseTopic", None):
+            correlation = getattr(properties, "CorrelationData", None)
+            reply = {"id": correlation.decode(errors="replace") if correlation else None, **reply}
+            await self._answer(client, message, "config.desired", {**reply, "device": self.topics.device_id})
+
     async def _answer(self, client: Any, message: Any, name: str, reply: dict[str, Any]) -> None:
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         incoming = message.properties
         response_topic = getattr(incoming, "ResponseTopic", None) if incoming is not None else None
+        replies = self.config.replies
         if response_topic and ("+" in response_topic or "#" in response_topic):
             # Nothing can be published to a wildcard: say so on events instead of failing in a stray task.
             log.warning("command %r asked for a reply on %r, a wildcard; replying on events", name, response_topic)
+            response_topic = None
+        elif response_topic and not response_topic.startswith(f"{replies}/"):
+            # A sender must not make the device publish wherever the device may (its own status, say).
+            log.warning("command %r asked for a reply on %r, outside %s/; replying on events", name, response_topic,
+                        replies)  # fmt: skip
             response_topic = None
         if not response_topic:
             await client.publish(self.topics.events, json.dumps(
@@ -232,9 +285,12 @@ class FleetLink:
                 published = state
             await asyncio.sleep(STATE_POLL_S)
 
-    async def _telemetry_loop(self) -> None:
+    async def _telemetry_loop(self, client: Any) -> None:
+        """Only the latest figures matter: QoS 0, retained (a new `fleet ls` or Home Assistant sees them
+        at once), straight out rather than through the outbox."""
         while True:
-            self._queue(self.topics.telemetry, {**self.telemetry(), "ts": time.time()})
+            payload = json.dumps({**self.telemetry(), "ts": time.time()})
+            await client.publish(self.topics.telemetry, payload, qos=0, retain=True)
             await asyncio.sleep(self.config.telemetry_interval_s)
 
     def _report(self, status: str) -> None:

@@ -1,8 +1,10 @@
-"""The fleet side: `appliance fleet ls|get|set|cmd`, for operators and scripts.
+"""The fleet side: `appliance fleet ls|get|set|cmd|decommission`, for operators and scripts.
 
-Devices are found from their retained status; a command goes to one device (`ID`), a group
-(`group:NAME`) or everyone (`all`), with a private response topic, and the replies that arrive
-within the timeout are shown (as a table, or JSON lines with --json).
+Devices are found from their retained status (and, for "last seen", their retained state and
+telemetry); a command goes to one device (`ID`), a group (`group:NAME`) or everyone (`all`), with a
+private response topic under the reply prefix, and the replies that arrive within the timeout are
+shown (as a table, or JSON lines with --json). Config changes are desired state: a retained document
+per target that devices apply when they come online, and answer at once when they are.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.config import MqttConfig
+from appliance.config import MqttConfig, deep_merge
 from appliance.providers.secrets import resolve_secret
 
 
@@ -48,22 +50,78 @@ class Operator:
         )
 
     async def devices(self, listen_s: float = 1.0) -> list[dict[str, Any]]:
-        """Every device that has a retained status, newest view of each."""
+        """Every device that has a retained status, newest view of each; `last_seen` is the time of the
+        newest retained message it published (status, state or telemetry), not of its connect."""
+        prefix = self.mqtt.topic_prefix
+        kinds = ("status", "state", "telemetry")
+        retained = await self.retained([f"{prefix}/+/{kind}" for kind in kinds], listen_s)
+        found: dict[str, dict[str, Any]] = {}
+        for topic, data in retained.items():
+            device, kind = topic.split("/")[-2:]
+            if kind == "status" and isinstance(data, dict):
+                found[device] = {"id": device, **data}
+        for device, row in found.items():
+            stamps = [retained.get(f"{prefix}/{device}/{kind}") for kind in kinds]
+            row["last_seen"] = max((float(d["ts"]) for d in stamps if isinstance(d, dict) and _is_time(d.get("ts"))),
+                                   default=None)  # fmt: skip
+        return sorted(found.values(), key=lambda d: d["id"])
+
+    async def retained(self, topic_filters: list[str], listen_s: float = 1.0) -> dict[str, Any]:
+        """The retained messages on these filters, by topic (JSON; None for one that is not)."""
         import aiomqtt
 
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Any] = {}
         try:
             async with self._client() as client:
-                await client.subscribe(f"{self.mqtt.topic_prefix}/+/status", qos=1)
+                for topic_filter in topic_filters:
+                    await client.subscribe(topic_filter, qos=1)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(listen_s):
                         async for message in client.messages:
-                            device = str(message.topic).split("/")[-2]
-                            with contextlib.suppress(ValueError):
-                                found[device] = {"id": device, **json.loads(bytes(message.payload))}
+                            if not message.retain or not message.payload:
+                                continue
+                            try:
+                                found[str(message.topic)] = json.loads(bytes(message.payload))
+                            except ValueError:
+                                found[str(message.topic)] = None
         except aiomqtt.MqttError as exc:
             raise FleetError(f"cannot reach the broker {self.mqtt.host}:{self.mqtt.port}: {exc}") from None
-        return sorted(found.values(), key=lambda d: d["id"])
+        return found
+
+    def desired_topic(self, target: str) -> str:
+        return self.command_topic(target, "x").replace("/cmd/x", "/config/desired")
+
+    async def set_desired(
+        self, target: str, patch: dict[str, Any], version: int | None = None, expect: set[str] | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Merge `patch` into the target's retained desired document with a newer version; returns the new
+        document and the replies of the devices online (offline ones apply it when they come back).
+        Two operators changing one target at the same instant: the later document wins."""
+        topic = self.desired_topic(target)
+        current = (await self.retained([topic], listen_s=min(1.0, self.timeout_s))).get(topic)
+        old_version, old_patch = 0, {}
+        if isinstance(current, dict) and isinstance(current.get("patch"), dict):
+            old_version, old_patch = int(current.get("version", 0)), current["patch"]
+        if version is not None and version <= old_version:
+            raise FleetError(f"version {version} is not newer than the desired version {old_version} of {target}")
+        document = {"version": version or old_version + 1, "patch": deep_merge(old_patch, patch)}
+        replies = await self._publish_and_collect(target, topic, document, expect, retain=True)
+        return document, replies
+
+    async def decommission(self, device_id: str) -> list[str]:
+        """Clear every retained topic of a box (and its Home Assistant device); returns the topics cleared."""
+        import aiomqtt
+
+        prefix = self.mqtt.topic_prefix
+        kinds = ("status", "state", "telemetry", "config/reported", "config/desired")
+        topics = [f"{prefix}/{device_id}/{kind}" for kind in kinds] + [f"homeassistant/device/{device_id}/config"]
+        try:
+            async with self._client() as client:
+                for topic in topics:
+                    await client.publish(topic, b"", qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            raise FleetError(f"cannot reach the broker {self.mqtt.host}:{self.mqtt.port}: {exc}") from None
+        return topics
 
     def command_topic(self, target: str, name: str) -> str:
         prefix = self.mqtt.topic_prefix
@@ -78,12 +136,17 @@ class Operator:
     ) -> list[dict[str, Any]]:
         """Send one command; the replies within the timeout (one device: the first one; with `expect`,
         no longer than until every expected device has answered)."""
+        payload = {**args, "id": f"fleet-{uuid.uuid4().hex}"}
+        return await self._publish_and_collect(target, self.command_topic(target, name), payload, expect)
+
+    async def _publish_and_collect(
+        self, target: str, topic: str, payload: dict[str, Any], expect: set[str] | None, retain: bool = False
+    ) -> list[dict[str, Any]]:
         import aiomqtt
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
-        reply_topic = f"{self.mqtt.topic_prefix}/fleet-replies/{uuid.uuid4().hex}"
-        command_id = f"fleet-{uuid.uuid4().hex}"
+        reply_topic = f"{self.mqtt.replies}/{uuid.uuid4().hex}"
         single = target != "all" and not target.startswith("group:")
         replies: list[dict[str, Any]] = []
         try:
@@ -91,8 +154,7 @@ class Operator:
                 await client.subscribe(reply_topic, qos=1)
                 properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 properties.ResponseTopic = reply_topic
-                payload = json.dumps({**args, "id": command_id})
-                await client.publish(self.command_topic(target, name), payload, qos=1, properties=properties)
+                await client.publish(topic, json.dumps(payload), qos=1, retain=retain, properties=properties)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.timeout_s):
                         async for message in client.messages:
@@ -124,8 +186,57 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return patch
 
 
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def describe_age(ts: float | None) -> str:
     if not ts:
         return "-"
     seconds = max(0, time.time() - ts)
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+def desired_vs_reported(device: dict[str, Any], retained: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """What the operator asked of one device (its merged desired documents) against what it reports."""
+    device_id, group = str(device["id"]), str(device.get("group", ""))
+    scopes = {"all": f"{prefix}/all/config/desired", f"group:{group}": f"{prefix}/group/{group}/config/desired",
+              "device": f"{prefix}/{device_id}/config/desired"}  # fmt: skip
+    documents = {s: retained[t] for s, t in scopes.items() if isinstance(retained.get(t), dict)}
+    wanted = {s: int(d.get("version", 0)) for s, d in documents.items()}
+    merged: dict[str, Any] = {}
+    for scope in ("all", f"group:{group}", "device"):  # the narrower scope wins
+        if scope in documents and isinstance(documents[scope].get("patch"), dict):
+            merged = deep_merge(merged, documents[scope]["patch"])
+    found = retained.get(f"{prefix}/{device_id}/config/reported")
+    reported: dict[str, Any] = found if isinstance(found, dict) else {}
+    applied: dict[str, Any] = reported["desired"] if isinstance(reported.get("desired"), dict) else {}
+    config: dict[str, Any] = reported["config"] if isinstance(reported.get("config"), dict) else {}
+    differing = [key for key, value in _leaves(merged) if _lookup(config, key) != value]
+    return {
+        "device": device_id,
+        "state": device.get("state", "-"),
+        "desired": {"versions": wanted, "patch": merged},
+        "reported": {"versions": applied, "error": reported.get("desired_error"), "ts": reported.get("ts")},
+        "in_sync": all(int(applied.get(s, 0)) >= v for s, v in wanted.items()),
+        "differing": differing,
+        "version": reported.get("version"),
+        "config": config,
+    }
+
+
+def _leaves(patch: dict[str, Any], parent: str = "") -> list[tuple[str, Any]]:
+    leaves: list[tuple[str, Any]] = []
+    for key, value in patch.items():
+        dotted = f"{parent}.{key}" if parent else key
+        leaves += _leaves(value, dotted) if isinstance(value, dict) else [(dotted, value)]
+    return leaves
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node

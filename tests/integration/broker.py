@@ -150,7 +150,7 @@ def rr(broker: Broker, topic: str, payload: str) -> dict[str, Any]:
             "-t",
             topic,
             "-e",
-            f"test/reply/{uuid.uuid4().hex}",
+            f"appliance/replies/{uuid.uuid4().hex}",
             "-m",
             payload,
             "-W",

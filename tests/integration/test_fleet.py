@@ -132,9 +132,9 @@ def test_a_burst_of_1000_commands_gets_1000_replies(broker: Broker, device: Head
     async def main() -> set[str]:
         replies: set[str] = set()
         async with aiomqtt.Client("127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
-            await client.subscribe("test/burst", qos=1)
+            await client.subscribe("appliance/replies/burst", qos=1)
             properties = Properties(PacketTypes.PUBLISH)
-            properties.ResponseTopic = "test/burst"
+            properties.ResponseTopic = "appliance/replies/burst"
             for index in range(1000):
                 await client.publish(
                     f"appliance/{DEVICE}/cmd/ping", json.dumps({"id": f"b{index}"}), qos=1, properties=properties
@@ -291,9 +291,14 @@ def test_the_fleet_command_lists_reads_changes_and_commands_devices(broker: Brok
 
     changed = fleet(broker, "set", DEVICE, "endpointing.min_silence_ms=450", "agent.name=chat")
     assert changed.returncode == 0, changed.stderr + changed.stdout
-    config = json.loads(fleet(broker, "get", DEVICE).stdout)
-    assert config["version"] == 1 and config["config"]["endpointing"]["min_silence_ms"] == 450
-    assert config["config"]["agent"]["name"] == "chat"
+    assert "desired config of kitchen-1 is now version 1" in changed.stderr
+    view = json.loads(fleet(broker, "get", DEVICE).stdout)
+    assert view["desired"] == {
+        "versions": {"device": 1},
+        "patch": {"endpointing": {"min_silence_ms": 450}, "agent": {"name": "chat"}},
+    }
+    assert view["reported"]["versions"] == {"device": 1} and view["in_sync"] and view["differing"] == []
+    assert view["config"]["endpointing"]["min_silence_ms"] == 450 and view["config"]["agent"]["name"] == "chat"
 
     refused = fleet(broker, "cmd", DEVICE, "mute", '{"on": "loud"}')
     assert refused.returncode == 1 and "bad_request" in refused.stdout
@@ -340,9 +345,9 @@ def test_tls_with_passwords_admits_the_device_and_refuses_strangers(models_dir: 
                     tls_params=tls,
                     protocol=aiomqtt.ProtocolVersion.V5,
                 ) as client:
-                    await client.subscribe("test/tls", qos=1)
+                    await client.subscribe("appliance/replies/tls", qos=1)
                     properties = Properties(PacketTypes.PUBLISH)
-                    properties.ResponseTopic = "test/tls"
+                    properties.ResponseTopic = "appliance/replies/tls"
                     await client.publish(f"appliance/{DEVICE}/cmd/ping", '{"id": "t1"}', qos=1, properties=properties)
                     async with asyncio.timeout(10):
                         async for message in client.messages:
