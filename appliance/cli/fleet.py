@@ -35,12 +35,16 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
             return await _get(operator, devices, args.target)
         if args.fleet_command == "set":
             patch = parse_assignments(args.assignments)
+            # Desired state reaches offline boxes later: only the ones online now are waited for.
+            expected = {d["id"] for d in _targeted(devices, args.target) if d.get("state") == "online"}
             document, replies = await operator.set_desired(args.target, patch, args.version, expect=expected)
             print(f"desired config of {args.target} is now version {document['version']}: "
                   f"{json.dumps(document['patch'])}", file=sys.stderr)  # fmt: skip
             offline = sorted({d["id"] for d in _targeted(devices, args.target)} - expected)
             if offline:
                 print(f"offline, will apply it when back: {', '.join(offline)}", file=sys.stderr)
+            if not expected and not replies:
+                return EXIT_OK
             return _show(replies, args, console, expected)
         arguments: dict[str, Any] = {}
         if args.arguments:
