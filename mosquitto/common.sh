@@ -32,6 +32,7 @@ parse_options() {
   while (($#)); do
     SHIFT=1
     case $1 in
+      --) shift; set_name "$@"; break ;;
       --password) PASSWORD=${2:?--password needs a value}; SHIFT=2 ;;
       --prefix) PREFIX=${2:?--prefix needs a value}; SHIFT=2 ;;
       --dir) DIR=${2:?--dir needs a directory}; SHIFT=2 ;;
@@ -40,18 +41,21 @@ parse_options() {
       --pid-file) PID_FILE=${2:?--pid-file needs a file}; SHIFT=2 ;;
       -h | --help) usage; exit 0 ;;
       -*) "$handler" "$@" || usage_error "unknown option $1 (see --help)" ;;
-      *)
-        [ -z "$NAME" ] || usage_error "one name only, got $NAME and $1"
-        NAME=$1
-        ;;
+      *) set_name "$1" ;;
     esac
     shift "$SHIFT"
   done
-  [ -n "$NAME" ] || usage_error "no name given (see --help)"
+  [ -n "$NAME" ] || usage_error "no $NAME_WHAT given (see --help)"
   check_name "$NAME" "$NAME_WHAT"
   [[ $PREFIX =~ $PREFIX_PATTERN ]] || usage_error "bad topic prefix '$PREFIX': topic levels of letters, digits, '-' and '_'"
   PASSWD="$DIR/passwd"
   ACL="$DIR/acl"
+}
+
+set_name() {
+  (($# <= 1)) || usage_error "one $NAME_WHAT only, got $(printf '%q ' "$@")"
+  [ -z "$NAME" ] || usage_error "one $NAME_WHAT only, got $NAME and $(printf '%q' "${1:-}")"
+  NAME=${1:-}
 }
 
 check_name() {
@@ -59,6 +63,8 @@ check_name() {
   # printf %q shows a control character or a space as what it is, on one line.
   [[ $value =~ $NAME_PATTERN ]] ||
     usage_error "bad $what $(printf '%q' "$value"): 1-64 letters, digits, '-' and '_' (as [mqtt] device_id and group)"
+  # mosquitto_passwd would take it for an option.
+  [[ $value != -* ]] || usage_error "bad $what '$value': it may not start with '-'"
   for reserved in "${RESERVED_NAMES[@]}"; do
     [ "$value" != "$reserved" ] || usage_error "bad $what '$value': '$PREFIX/$reserved/' is a topic of the whole fleet"
   done
