@@ -442,9 +442,9 @@ def test_a_real_device_does_everything_it_does_within_its_acl(
     finally:
         device.close()
         operator.close()
+    assert [line for line in broker.log.splitlines() if f"appliance-{DEVICE}" in line and "Denied" in line] == []
     seen: set[str] = set()
     while not operator.received.empty():
         seen.add(operator.received.get()[0])
     published = {f"appliance/{DEVICE}/{name}" for name in ("status", "state", "telemetry", "events")}
     assert published | {f"homeassistant/device/{DEVICE}/config"} <= seen
-    assert [line for line in broker.log.splitlines() if f"appliance-{DEVICE}" in line and "Denied" in line] == []
