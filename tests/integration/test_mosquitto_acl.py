@@ -386,6 +386,31 @@ def test_a_removed_device_can_no_longer_log_in(broker: AclBroker) -> None:
     assert account.refusal.is_failure
 
 
+def test_a_password_given_on_stdin_logs_in_and_is_printed_nowhere(broker: AclBroker) -> None:
+    done = script(
+        "add-operator.sh", "--password", "-", "--reload", "--pid-file", str(broker.pid_file), "night-shift",
+        files=broker.files, stdin="a pass with spaces: and colons\n",
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "" and "colons" not in done.stderr, done.stderr
+    broker.wait_for_log("Reloading config")
+    account = Account(broker, "night-shift", "a pass with spaces: and colons")
+    account.close()
+    assert account.connected
+
+
+def test_devices_added_at_the_same_time_all_get_their_block(tmp_path: Path) -> None:
+    names = [f"box-{index}" for index in range(12)]
+    running = [
+        subprocess.Popen([str(MOSQUITTO / "add-device.sh"), "--dir", str(tmp_path), name], stdout=subprocess.PIPE)
+        for name in names
+    ]
+    passwords = [process.communicate(timeout=60)[0].decode().strip() for process in running]
+    assert all(process.returncode == 0 for process in running) and len(set(passwords)) == len(names)
+    acl = (tmp_path / "acl").read_text().splitlines()
+    assert sorted(line.removeprefix("user ") for line in acl if line.startswith("user ")) == sorted(names)
+    assert sorted(line.split(":")[0] for line in (tmp_path / "passwd").read_text().splitlines()) == sorted(names)
+
+
 @pytest.mark.parametrize(
     "name",
     ["a/b", "a+b", "#", "", "x" * 65, "all", "group", "replies", "kitchen 1", f"x\nuser {OPERATOR}", "-", "-D", "ké"],
