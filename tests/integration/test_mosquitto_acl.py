@@ -411,6 +411,15 @@ def test_devices_added_at_the_same_time_all_get_their_block(tmp_path: Path) -> N
     assert sorted(line.split(":")[0] for line in (tmp_path / "passwd").read_text().splitlines()) == sorted(names)
 
 
+def test_the_topic_prefix_and_group_go_into_every_line_of_the_block(tmp_path: Path) -> None:
+    done = script("add-device.sh", "--prefix", "fleet/v1", "--group", "attic", "--password", "p", "box", files=tmp_path)
+    assert done.returncode == 0, done.stderr
+    block = (tmp_path / "acl").read_text().split("# >>> device box\n", 1)[1].split("# <<< device box", 1)[0]
+    topics = [line.split(" ", 2)[2] for line in block.splitlines() if line.startswith("topic ")]
+    assert "fleet/v1/group/attic/cmd/+" in topics and "fleet/v1/replies/#" in topics
+    assert all(topic.startswith(("fleet/v1/", "homeassistant/")) for topic in topics) and "@" not in block
+
+
 @pytest.mark.parametrize(
     "name",
     ["a/b", "a+b", "#", "", "x" * 65, "all", "group", "replies", "kitchen 1", f"x\nuser {OPERATOR}", "-", "-D", "ké"],
