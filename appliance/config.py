@@ -26,6 +26,7 @@ ENV_PREFIX = "APPLIANCE_"
 MQTT_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 """A device id or group: one topic level with no wildcard, separator or control character, and an id
 Home Assistant accepts."""
+RESERVED_MQTT_NAMES = frozenset({"all", "group", "replies"})
 _DESCRIPTOR = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
 
 
@@ -236,6 +237,15 @@ class MqttConfig(_Section):
     @property
     def replies(self) -> str:
         return (self.reply_prefix or f"{self.topic_prefix}/replies").rstrip("/")
+
+    @field_validator("device_id", "group")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        # `<prefix>/all/...`, `<prefix>/group/...` and `<prefix>/replies/...` are the fleet's own topics:
+        # a device or group with one of these names would read and answer what is meant for others.
+        if value.lower() in RESERVED_MQTT_NAMES or value.startswith("-"):
+            raise ValueError(f"{value!r} is reserved (not {', '.join(sorted(RESERVED_MQTT_NAMES))}, nor a leading '-')")
+        return value
 
 
 class LiveKitConfig(_Section):

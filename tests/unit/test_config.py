@@ -176,3 +176,22 @@ def test_credentials_in_urls_and_tokens_never_reach_the_reported_config_or_a_roo
     assert jwt not in str(error) and "access_token=<redacted>&auto_subscribe=1" in str(error)
     assert redact_text(f"token {jwt} refused") == "token <token> refused"
     assert redact_text("https://lk.example.com/rtc?room=a") == "https://lk.example.com/rtc?room=a"  # nothing to hide
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("DEVICE_ID", "all", "reserved"),
+        ("DEVICE_ID", "Replies", "reserved"),
+        ("GROUP", "group", "reserved"),
+        ("DEVICE_ID", "-x", "reserved"),
+        ("DEVICE_ID", "kitchen/1", "pattern"),
+        ("DEVICE_ID", "a+b", "pattern"),
+        ("GROUP", "x" * 65, "pattern"),
+    ],
+)
+def test_a_device_id_or_group_that_would_clash_with_fleet_topics_is_refused(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(environ={f"APPLIANCE_MQTT__{key}": value})
+    assert f"mqtt.{key.lower()}" in str(error.value) and message in str(error.value)
+    assert load_config(environ={f"APPLIANCE_MQTT__{key}": "kitchen_1-b"})
