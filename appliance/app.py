@@ -10,15 +10,18 @@ import logging
 import numpy as np
 
 from appliance.agents.agent import Agent
-from appliance.agents.registry import create_agent
+from appliance.agents.registry import UnknownAgentError, create_agent
 from appliance.audio.frames import ENGINE_RATE, Int16Array
 from appliance.audio.playback import PlaybackQueue
 from appliance.audio.resample import resample
 from appliance.calls.manager import CallManager
-from appliance.config import AppConfig
+from appliance.config import AppConfig, ConfigError
 from appliance.engines import Engines
+from appliance.models.errors import ModelStoreError
+from appliance.models.manifest import UnknownModelError
 from appliance.providers.base import LLMOptions
 from appliance.providers.compute import ComputeBudget
+from appliance.providers.registry import ProviderConfigError
 from appliance.transports.device import DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials, room_credentials
 from appliance.voice.session import VoiceSession
@@ -40,6 +43,16 @@ def session_options(config: AppConfig) -> SessionOptions:
         activation=config.activation,
         history_chars=config.llm.context_tokens * HISTORY_CHARS_PER_TOKEN,
     )
+
+
+START_ERRORS: tuple[type[Exception], ...] = (
+    UnknownAgentError,
+    ProviderConfigError,
+    ModelStoreError,
+    UnknownModelError,
+    ConfigError,
+)
+"""What a start raises when the config is one this box cannot run (not a bug, not a crash)."""
 
 
 def preflight(config: AppConfig) -> None:

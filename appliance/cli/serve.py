@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from appliance.app import Appliance
+from appliance.app import START_ERRORS, Appliance
 from appliance.calls.events import CallEvent
 from appliance.calls.manager import CallManager
 from appliance.config import AppConfig
@@ -32,7 +32,7 @@ CLOSE_S = 5.0
 async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: ConfigStore | None) -> int:
     """Run until SIGTERM, SIGINT or a restart command; then stop cleanly and return 0, or
     `EXIT_RESTART` after a restart command (the unit restarts the service on it)."""
-    appliance = await Appliance.started(config)
+    appliance, config = await _started(config, store)
     life = Lifecycle()
     life.install_signal_handlers()
     session = appliance.new_session(OUTPUT_RATE)
@@ -89,6 +89,26 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
             await asyncio.wait_for(session.aclose(), CLOSE_S)
         await appliance.aclose()
     return life.exit_code
+
+
+async def _started(config: AppConfig, store: ConfigStore | None) -> tuple[Appliance, AppConfig]:
+    """Loaded with the config in force; if the box cannot start with what the fleet saved, with the last
+    config that ran, then with the config file alone: a box the fleet can reach beats one that exits 2
+    on every start. The config file's own faults still stop the start (nothing to fall back to)."""
+    for last_good_too in (False, True):
+        try:
+            appliance = await Appliance.started(config)
+            break
+        except START_ERRORS as exc:
+            fallback = store.fall_back(f"cannot start with it: {exc}", last_good_too) if store else None
+            if fallback is None:
+                raise
+            config = fallback
+    else:
+        appliance = await Appliance.started(config)
+    if store is not None:
+        store.mark_good()
+    return appliance, config
 
 
 def print_turn(record: TurnRecord, as_json: bool) -> None:

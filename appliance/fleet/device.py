@@ -48,6 +48,8 @@ def connect_fleet(
         desired=desired,
     )
     link.report_config(effective_config(config), commands.config_version)
+    if store is not None and store.fallback is not None:
+        link.publish_event(error_event("config", store.fallback, "config_fallback"))  # out once connected
     commands.on_config.connect(lambda new, version: link.report_config(effective_config(new), version))
     if calls is not None:
         calls.on_event.connect(lambda event: link.publish_event(call_event(event)))

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from appliance import __version__
 from appliance.agents.registry import UnknownAgentError
-from appliance.app import preflight
+from appliance.app import START_ERRORS, preflight
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
 from appliance.control import Control, NotAvailable
@@ -22,9 +22,6 @@ from appliance.fleet.config_apply import apply_config
 from appliance.fleet.config_store import ConfigStore, StaleVersionError
 from appliance.fleet.remote_keys import forbidden_keys
 from appliance.fleet.update_command import UpdateCommand
-from appliance.models.errors import ModelStoreError
-from appliance.models.manifest import UnknownModelError
-from appliance.providers.registry import ProviderConfigError
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials, room_credentials
 
 
@@ -160,7 +157,7 @@ class DeviceCommands:
             raise CommandError("bad_config", str(exc)) from None
         try:
             preflight(new)  # as a start would check it: the box must be able to come back with it
-        except (UnknownAgentError, ProviderConfigError, ModelStoreError, UnknownModelError) as exc:
+        except START_ERRORS as exc:
             raise CommandError("bad_config", f"the device could not start with this config: {exc}") from None
         old = self.config
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.broker import Broker, mosquitto, rr
+from tests.integration.broker import Broker, collect, mosquitto, rr
 from tests.integration.test_fleet import DEVICE, HeadlessDevice, fleet
 
 
@@ -198,3 +198,39 @@ def test_fleet_ls_shows_the_last_message_and_decommission_clears_a_box(broker: B
         capture_output=True, text=True, timeout=20,
     )  # fmt: skip
     assert left.stdout.strip() == ""
+
+
+def test_a_saved_config_the_box_cannot_start_with_falls_back_to_the_last_that_ran_and_says_so(
+    broker: Broker, models_dir: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    saved = state / "fleet-config.json"
+    saved.write_text(json.dumps({"version": 3, "desired": {}, "overrides": {"audio": {"volume": 30}}}))
+    first = HeadlessDevice(broker, models_dir, tmp_path)
+    try:
+        first.wait_for("mqtt: connected")  # it ran with version 3: that is the last config that ran
+    finally:
+        first.close()
+    # Saved later by an older release, or valid until a model was removed: the box cannot start with it.
+    saved.write_text(json.dumps({"version": 4, "desired": {}, "overrides": {"agent": {"name": "nonexistent"}}}))
+
+    events: list[dict[str, Any]] = []
+    listener = threading.Thread(
+        target=lambda: events.extend(asyncio.run(collect(broker, f"appliance/{DEVICE}/events", 1, timeout=60)))
+    )
+    listener.start()
+    time.sleep(1)
+    device = HeadlessDevice(broker, models_dir, tmp_path)
+    try:
+        device.wait_for("mqtt: connected")
+        listener.join()
+        (event,) = events
+        assert event["type"] == "error" and event["code"] == "config_fallback", event
+        assert "nonexistent" in event["message"] and "version 3" in event["message"]
+        seen = view(broker)
+        assert seen["version"] == 3 and seen["config"]["audio"]["volume"] == 30
+        assert json.loads((state / "fleet-config.failed.json").read_text())["version"] == 4
+        assert rr(broker, f"appliance/{DEVICE}/cmd/ping", '{"id": "back"}')["ok"] is True
+    finally:
+        device.close()
