@@ -31,7 +31,8 @@ def connect_fleet(
     calls = control.calls if control is not None else None
     commands = DeviceCommands(config, control, request_restart=request_restart, store=store)
     telemetry = Telemetry(control, calls=calls.snapshot if calls is not None else None)
-    discovery = discovery_payload(link_topics(config), agent_names())
+    headless = control is None or control.headless
+    discovery = discovery_payload(link_topics(config), agent_names(), has_speaker=not headless)
     desired = DesiredState(
         link_topics(config),
         commands.apply_desired,

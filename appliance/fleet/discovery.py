@@ -1,9 +1,12 @@
 """Home Assistant MQTT discovery: the device appears in Home Assistant by itself.
 
 One device-based discovery message (`homeassistant/device/<id>/config`, retained) describes every
-entity: state and last-latency sensors from telemetry, a mute switch, a volume number, an agent
-select and a restart button. Availability follows the retained status topic. Commands from Home
-Assistant get a fresh id each (a template with the time), since a repeated id is not run twice.
+entity: the state (an enum sensor), the agent select, the mute switch and the volume number read the
+retained `state` topic (a toggle shows at once and survives Home Assistant's restarts); the latency
+sensor reads telemetry; a restart button; an update entity with the installed release (from the
+status; which release is the newest comes with staged rollouts). A headless box has no microphone and speaker of its
+own: no mute, no volume. Availability follows the retained status topic. Commands from Home Assistant
+get a fresh id each (a template with the time), since a repeated id is not run twice.
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ def discovery_topic(device_id: str) -> str:
     return f"homeassistant/device/{device_id}/config"
 
 
-def discovery_payload(topics: Topics, agents: list[str]) -> dict[str, Any]:
+STATES = ["listening", "thinking", "speaking", "headless"]
+"""Every value the state sensor can show (an `enum` sensor refuses any other)."""
+
+
+def discovery_payload(topics: Topics, agents: list[str], *, has_speaker: bool = True) -> dict[str, Any]:
+    """`has_speaker`: a box without its own microphone and speaker (headless) gets no mute and volume."""
     device = topics.device_id
     slug = device.replace("-", "_")
-    telemetry = topics.telemetry
+    state = topics.state
 
     def command(name: str) -> str:
         return f"{topics.prefix}/{device}/cmd/{name}"
@@ -37,6 +45,72 @@ def discovery_payload(topics: Topics, agents: list[str]) -> dict[str, Any]:
             **extra,
         }
 
+    components: dict[str, Any] = {
+        "state": entity(
+            "state", "sensor", "State", stat_t=state, dev_cla="enum", options=STATES, val_tpl="{{ value_json.state }}"
+        ),
+        "latency": entity(
+            "latency",
+            "sensor",
+            "Voice to voice",
+            stat_t=topics.telemetry,
+            dev_cla="duration",
+            stat_cla="measurement",
+            unit_of_meas="ms",
+            ent_cat="diagnostic",
+            val_tpl="{{ value_json.voice_to_voice_ms.p50 }}",
+        ),
+        "agent": entity(
+            "agent",
+            "select",
+            "Agent",
+            stat_t=state,
+            cmd_t=command("handoff"),
+            options=agents,
+            val_tpl="{{ value_json.agent }}",
+            cmd_tpl="{" + FRESH_ID + ', "to": "agent:{{ value }}"}',
+        ),
+        "restart": entity(
+            "restart",
+            "button",
+            "Restart",
+            cmd_t=command("restart"),
+            dev_cla="restart",
+            ent_cat="config",
+            cmd_tpl="{" + FRESH_ID + "}",
+        ),
+        "firmware": entity(
+            "firmware",
+            "update",
+            "Firmware",
+            stat_t=topics.status,
+            val_tpl="{{ value_json.version }}",
+            ent_cat="diagnostic",
+        ),
+    }
+    if has_speaker:
+        components["mute"] = entity(
+            "mute",
+            "switch",
+            "Mute",
+            stat_t=state,
+            cmd_t=command("mute"),
+            val_tpl="{{ 'ON' if value_json.muted else 'OFF' }}",
+            cmd_tpl="{" + FRESH_ID + ', "on": {{ "true" if value == "ON" else "false" }}}',
+        )
+        components["volume"] = entity(
+            "volume",
+            "number",
+            "Volume",
+            stat_t=state,
+            cmd_t=command("volume"),
+            min=0,
+            max=100,
+            step=5,
+            unit_of_meas="%",
+            val_tpl="{{ value_json.volume }}",
+            cmd_tpl="{" + FRESH_ID + ', "level": {{ value | int }}}',
+        )
     return {
         "dev": {
             "ids": [f"appliance-{device}"],
@@ -50,54 +124,5 @@ def discovery_payload(topics: Topics, agents: list[str]) -> dict[str, Any]:
         "avty_tpl": "{{ value_json.state }}",
         "pl_avail": "online",
         "pl_not_avail": "offline",
-        "cmps": {
-            "state": entity("state", "sensor", "State", stat_t=telemetry, val_tpl="{{ value_json.state }}"),
-            "latency": entity(
-                "latency",
-                "sensor",
-                "Voice to voice",
-                stat_t=telemetry,
-                unit_of_meas="ms",
-                val_tpl="{{ value_json.voice_to_voice_ms.p50 }}",
-            ),
-            "mute": entity(
-                "mute",
-                "switch",
-                "Mute",
-                stat_t=telemetry,
-                cmd_t=command("mute"),
-                val_tpl="{{ 'ON' if value_json.muted else 'OFF' }}",
-                cmd_tpl="{" + FRESH_ID + ', "on": {{ "true" if value == "ON" else "false" }}}',
-            ),
-            "volume": entity(
-                "volume",
-                "number",
-                "Volume",
-                stat_t=telemetry,
-                cmd_t=command("volume"),
-                min=0,
-                max=100,
-                step=5,
-                val_tpl="{{ value_json.volume }}",
-                cmd_tpl="{" + FRESH_ID + ', "level": {{ value | int }}}',
-            ),
-            "agent": entity(
-                "agent",
-                "select",
-                "Agent",
-                stat_t=telemetry,
-                cmd_t=command("handoff"),
-                options=agents,
-                val_tpl="{{ value_json.agent }}",
-                cmd_tpl="{" + FRESH_ID + ', "to": "agent:{{ value }}"}',
-            ),
-            "restart": entity(
-                "restart",
-                "button",
-                "Restart",
-                cmd_t=command("restart"),
-                dev_cla="restart",
-                cmd_tpl="{" + FRESH_ID + "}",
-            ),
-        },
+        "cmps": components,
     }

@@ -246,7 +246,8 @@ def test_home_assistant_discovery_is_published_and_resent_when_home_assistant_co
     topic = f"homeassistant/device/{DEVICE}/config"
     (first,) = asyncio.run(collect(broker, topic, 1))
     components = first["cmps"]
-    assert {c["p"] for c in components.values()} == {"sensor", "switch", "number", "select", "button"}
+    # Headless: nothing of its own to mute or turn up.
+    assert {c["p"] for c in components.values()} == {"sensor", "select", "button", "update"}
     assert all("default_entity_id" in c and "object_id" not in c for c in components.values())
     assert first["avty_t"] == f"appliance/{DEVICE}/status"
     assert {"assistant", "chef", "chat"} <= set(components["agent"]["options"])  # chef: reachable by handoff
