@@ -10,7 +10,7 @@ import logging
 import numpy as np
 
 from appliance.agents.agent import Agent
-from appliance.agents.registry import UnknownAgentError, create_agent
+from appliance.agents.registry import UnknownAgentError, add_search_path, create_agent
 from appliance.audio.frames import ENGINE_RATE, Int16Array
 from appliance.audio.playback import PlaybackQueue
 from appliance.audio.resample import resample
@@ -59,11 +59,14 @@ def preflight(config: AppConfig) -> None:
     """What a start refuses, checked without loading anything: the agent, every descriptor and its
     endpoint, and the local models in the store. A fleet change must pass it too, or a box could be
     told into a config it cannot start with (and then never come back to be fixed)."""
-    create_agent(config.agent.name)
+    make_agent(config)
     Engines(config).check(models=True)
 
 
 def make_agent(config: AppConfig) -> Agent:
+    """The configured agent, looked up in the registry, entry points or by import path (with the
+    config's search path): UnknownAgentError, one line, if it cannot be loaded."""
+    add_search_path(config.agent.search_path or [])
     agent = create_agent(config.agent.name)
     if config.agent.instructions:
         agent.instructions = config.agent.instructions
@@ -97,7 +100,7 @@ class Appliance:
     async def load(self, warm_up: bool = True) -> Providers:
         """Every engine, loaded and warmed up; fails fast, before loading anything, on an agent or a
         descriptor nothing can build."""
-        create_agent(self.config.agent.name)
+        make_agent(self.config)
         return await self.engines.load(warm_up)
 
     async def swap_providers(self, config: AppConfig, stages: list[str]) -> None:

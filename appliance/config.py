@@ -56,8 +56,16 @@ def _chain(value: object) -> list[str]:
 
 
 class AgentConfig(_Section):
-    name: str = "assistant"
+    name: str = Field(
+        default="assistant",
+        min_length=1,
+        description="A registered name, an entry point of `appliance.agents`, or an import path package.module:Name.",
+    )
     instructions: str | None = Field(default=None, description="Overrides the agent's own instructions.")
+    search_path: list[str] | None = Field(
+        default=None,
+        description="Folders where import paths are looked up too (default: the config file's folder).",
+    )
 
 
 Policy = Literal["local-first", "cloud-first"]
@@ -344,9 +352,15 @@ def load_config(
         source = f"{source} + fleet config"
     env_keys = _apply_env(data, os.environ if environ is None else environ)
     try:
-        return AppConfig.model_validate(data)
+        config = AppConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, env_keys)) from None
+    # An agent module next to the config file is found by its import path; relative folders are the
+    # config file's, not wherever the process happens to start.
+    base = path.parent if path is not None else Path.cwd()
+    folders = config.agent.search_path if config.agent.search_path is not None else ([] if path is None else ["."])
+    config.agent.search_path = [str((base / folder).resolve()) for folder in folders]
+    return config
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

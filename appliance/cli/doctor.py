@@ -46,6 +46,7 @@ async def run_checks(config: AppConfig, timeout_s: float = 2.0) -> list[Check]:
     for module in ENGINES:
         found = importlib.util.find_spec(module) is not None
         checks.append(Check(f"engine package {module}", found, "installed" if found else "missing: scripts/setup"))
+    checks.append(agent_check(config))
     checks += provider_checks(config)
     checks += credential_checks(config)
     checks += model_checks(config)
@@ -55,6 +56,20 @@ async def run_checks(config: AppConfig, timeout_s: float = 2.0) -> list[Check]:
     checks.append(Check("compute budget", True, detail))
     checks += await asyncio.gather(broker_check(config, timeout_s), livekit_check(config, timeout_s))
     return checks
+
+
+def agent_check(config: AppConfig) -> Check:
+    """The configured agent loads (registered, entry point or import path), and what tools it brings."""
+    from appliance.agents.catalog import describe_agent
+    from appliance.agents.registry import add_search_path
+
+    add_search_path(config.agent.search_path or [])
+    try:
+        described = describe_agent(config.agent.name, "configured")
+    except Exception as exc:
+        return Check(f"agent {config.agent.name}", False, str(exc))
+    tools = ", ".join(t.name for t in described.tools) or "no tools"
+    return Check(f"agent {config.agent.name}", True, f"loads; tools: {tools}")
 
 
 def _chains(config: AppConfig) -> dict[str, list[str]]:

@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _config,
         "doctor": _doctor,
         "fleet": _fleet,
+        "agents": _agents,
     }
     try:
         return _run_async(handlers[args.command](args))
@@ -121,6 +122,12 @@ async def _config(args: argparse.Namespace) -> int:
 
     print(json.dumps(effective_config(_load_config(args)), indent=2))
     return EXIT_OK
+
+
+async def _agents(args: argparse.Namespace) -> int:
+    from appliance.cli.agents import agents_command
+
+    return await agents_command(args, _load_config(args))
 
 
 async def _doctor(args: argparse.Namespace) -> int:

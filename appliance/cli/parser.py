@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = with_config(models_cmd.add_parser("verify", help="check every file's sha256; non-zero if any is bad"))
     verify.add_argument("names", nargs="*")
 
+    agents = with_config(commands.add_parser("agents", help="the agents this box can load"))
+    agents_cmd = agents.add_subparsers(dest="agents_command", required=True, metavar="ACTION")
+    agents_list = with_config(agents_cmd.add_parser("list", help="name, origin, tools and handoffs of each agent"))
+    agents_list.add_argument("--json", action="store_true", help="one JSON object per agent")
+
     bench = with_config(commands.add_parser("bench", help="latency and memory benchmark"))
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--questions", type=int, default=0, help="use only the first N questions")

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from appliance import __version__
-from appliance.agents.registry import UnknownAgentError
+from appliance.agents.registry import UnknownAgentError, agent_names, is_import_path
 from appliance.app import START_ERRORS, preflight
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
@@ -142,6 +142,9 @@ class DeviceCommands:
     ) -> dict[str, Any]:
         """Check a patch as a start would, apply it live (back to the old config if that fails), save it
         with the version it came with, and tell the link. Raises CommandError and changes nothing."""
+        agent = patch.get("agent")
+        if isinstance(agent, dict) and isinstance(agent.get("name"), str):
+            self._nameable_from_afar(agent["name"])
         forbidden = forbidden_keys(patch, self.config.fleet.remote_keys)
         if forbidden:
             raise CommandError(
@@ -171,6 +174,17 @@ class DeviceCommands:
         self.on_config.emit(new, self.store.version)
         return result
 
+    @staticmethod
+    def _nameable_from_afar(name: str) -> None:
+        """An import path runs whatever it names (`os:abort`): the fleet may name registered agents and
+        installed ones (entry points), and import paths the device's own config already loaded."""
+        if is_import_path(name) and name not in agent_names():
+            raise CommandError(
+                "forbidden_key",
+                f"agent {name!r}: an import path is the device's own config; install the agent as a package "
+                "(an entry point of appliance.agents) to name it from the fleet",
+            )
+
     async def handoff(self, args: HandoffArgs) -> dict[str, Any]:
         if args.to == "room":
             credentials = self._room(args.url, args.token, args.room)
@@ -179,6 +193,7 @@ class DeviceCommands:
             return await self._call(lambda calls: calls.handoff_to_local())
         if not args.to.startswith("agent:"):
             raise CommandError("bad_request", "to must be 'agent:<name>', 'room' or 'local'")
+        self._nameable_from_afar(args.to[len("agent:") :])
         try:
             name = await self._conversation().set_agent(args.to[len("agent:") :])
         except UnknownAgentError as exc:

@@ -16,6 +16,7 @@ PROTECTED = (
     "mqtt",
     "state",
     "models.dir",
+    "agent.search_path",
     "providers",
     "livekit.url",
     "livekit.token",

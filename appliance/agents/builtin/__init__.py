@@ -6,9 +6,10 @@ from appliance.agents.agent import Agent
 from appliance.agents.builtin.home import Chef, HomeAssistant
 from appliance.agents.registry import register_agent
 
-register_agent("assistant", HomeAssistant)
-register_agent("chef", Chef)
+register_agent("assistant", HomeAssistant, "built-in")
+register_agent("chef", Chef, "built-in")
 register_agent(
     "chat",
     lambda: Agent(instructions="You are a friendly conversation partner. Keep every answer short and spoken."),
+    "built-in",
 )

@@ -206,7 +206,7 @@ class HomeAssistant(Agent):
         ],
         keywords=["chef", "cook", "cooking", "recipe"],
     )
-    async def talk_to_chef(self) -> tuple[str, Agent]:
+    async def talk_to_chef(self) -> tuple[str, Chef]:
         """Hand the conversation over to the chef for cooking and recipe questions."""
         return "The chef is here.", Chef(home=self)
 
@@ -226,6 +226,6 @@ class Chef(Agent):
         keywords=["assistant", "back"],
         say_result=True,
     )
-    async def back_to_assistant(self) -> tuple[str, Agent]:
+    async def back_to_assistant(self) -> tuple[str, HomeAssistant]:
         """Hand the conversation back to the home assistant."""
         return "Back to the assistant.", self.home or HomeAssistant()
