@@ -191,10 +191,14 @@ class _ToolResult:
         self.handoff: Agent | None = None
 
     def accept(self, value: Any) -> None:
+        """A tool's return: a result, an Agent to hand over to, or the two as a pair in either order
+        (`(NewAgent(), "message")` as in LiveKit Agents, or `(result, NewAgent())`)."""
         if isinstance(value, Agent):
             self.handoff, value = value, f"Handing over to {value.name}."
         elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Agent):
             value, self.handoff = value
+        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Agent):
+            self.handoff, value = value
         self.output = "done" if value is None else str(value)
 
     def fail(self, message: str) -> None:
