@@ -3,9 +3,10 @@
 A bounded line with one speaker. Before it, each `say` was a task of its own waiting for the
 session to fall idle: two hundred commands made two hundred waiting tasks that a `stop` did
 not touch (the next one began the moment the last was silenced), that outlived the call they
-were meant for (a caller who joined later heard the rest), and that held a closed session in
-memory for good. Here a burst beyond `limit` is refused at once with a clear error, a stop
-drops what waits, and closing cancels the speaker.
+were meant for (a caller who joined later heard the rest), and that were still pending when
+their conversation closed. Here a burst beyond `limit` is refused at once with a clear error,
+a stop drops what waits, the end of a call drops what was meant for it, and closing cancels
+the speaker.
 """
 
 from __future__ import annotations
