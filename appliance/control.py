@@ -9,7 +9,6 @@ so none of them undoes another.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +20,7 @@ from appliance.config import AppConfig
 from appliance.providers.base import AvailabilityChanged
 from appliance.voice.activation import ActivationMode
 from appliance.voice.activation_modes import ModeOverride
+from appliance.voice.announcements import SayQueueFull as SayQueueFull  # the fleet answers it `busy`
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionState
 from appliance.voice.turn_record import TurnRecord
@@ -152,14 +152,17 @@ class Control:
         self.conversation().output.volume = level / 100
         return level
 
-    def say(self, text: str) -> None:
-        """Speak `text` once nothing else is going on (queued; returns at once)."""
-        session = self.conversation()
-        session.keep(asyncio.get_running_loop().create_task(session.say(text), name="say"))
+    def say(self, text: str) -> int:
+        """Speak `text` once nothing else is going on (queued; returns at once, with how many wait
+        before it). Raises SayQueueFull while `SAY_QUEUE_LIMIT` announcements already wait."""
+        return self.conversation().announcements.add(text)
 
     def stop(self) -> bool:
-        """Silence the agent now; True if it was saying something."""
-        return self.conversation().stop_speaking()
+        """Silence the agent now, and drop the announcements still waiting; True if it was saying
+        something (or had something left to say)."""
+        session = self.conversation()
+        dropped = session.announcements.clear()
+        return session.stop_speaking() or dropped > 0
 
     def listen(self) -> None:
         """Take the next utterance as a request, as if the wake phrase had been said."""

@@ -288,6 +288,7 @@ class CallManager:
         call.caller = None
         if session is None:
             return
+        session.announcements.clear()  # they were for this call's caller: never for the next one
         session.stop_speaking()
         if call.primary:
             call.primary = False
@@ -315,6 +316,12 @@ class CallManager:
         session.on_transcript.connect(heard)
         session.on_agent_text.connect(said)
 
+    def _others(self, call: RoomCall, role: Role) -> list[str]:
+        """Participants in `role`, leaving out this box itself: a second connection of it in the same
+        room (under another identity) is never a caller or an operator to answer."""
+        own = {c.transport.identity for c in self.calls}
+        return [identity for identity in call.transport.with_role(role) if identity not in own]
+
     def _in_room_of(self, session: VoiceSession, action: Callable[[RoomTransport], None]) -> None:
         for call in self.calls:
             if call.session is session and (self._operator is None or self._operator[0] is not call):
@@ -335,7 +342,7 @@ class CallManager:
         present = set(transport.participants)
         call.declined &= present
         call.handed_back &= present
-        callers = [c for c in transport.with_role(Role.CALLER) if c not in call.declined]
+        callers = [c for c in self._others(call, Role.CALLER) if c not in call.declined]
         if callers:
             call.last_caller_at = time.monotonic()
         if call.caller is not None and call.caller not in present:
@@ -361,7 +368,7 @@ class CallManager:
     def _follow_operator(self) -> None:
         found: tuple[RoomCall, str] | None = None
         for call in self.calls:
-            operators = [o for o in call.transport.with_role(Role.OPERATOR) if o not in call.handed_back]
+            operators = [o for o in self._others(call, Role.OPERATOR) if o not in call.handed_back]
             if operators and call.transport.connected:
                 found = (call, operators[0])
                 break
@@ -434,7 +441,7 @@ class CallManager:
                 continue
             now = time.monotonic()
             for call in list(self.calls):
-                if call.transport.with_role(Role.CALLER):
+                if self._others(call, Role.CALLER):
                     call.last_caller_at = now
                 elif not call.auto and now - call.last_caller_at > limit:
                     await self._leave(call, f"no caller for {limit:g} s")

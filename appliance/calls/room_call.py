@@ -37,6 +37,7 @@ class RoomCall:
     def describe(self) -> dict[str, Any]:
         return {
             "room": self.name,
+            "identity": self.transport.identity,
             "status": str(self.transport.status),
             "caller": self.caller,
             "conversation": "device" if self.primary else ("own" if self.session else None),

@@ -3,17 +3,25 @@
 A token handed over (config, or an MQTT handoff) is used as is. With an API key and
 secret the device mints its own, fresh for every attempt, so a rejoin after a long
 outage never presents an expired one.
+
+A token handed over decides who the device is in the room and which room it is: the
+server admits nothing else. So its identity wins over `livekit.identity` (a backend
+that mints one identity per dispatch is normal, and the device cannot change a signed
+token), and a `room` that contradicts the token is refused rather than half-believed.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 from appliance.config import LiveKitConfig
 from appliance.providers.secrets import SecretError, resolve_secret
+
+log = logging.getLogger(__name__)
 
 
 class RoomConfigError(ValueError):
@@ -25,6 +33,7 @@ class RoomCredentials:
     url: str
     room: str | None
     identity: str
+    """Who the device will be in the room: the given token's identity, else `livekit.identity`."""
     token: str | None = None
     api_key: str | None = None
     api_secret: str | None = None
@@ -67,7 +76,18 @@ def room_credentials(
         given_token = token or resolve_secret(config.token)
     except SecretError as exc:
         raise RoomConfigError(f"livekit: {exc}") from None
-    room = room or (room_in_token(token) if token else config.room)
+    claims = token_claims(given_token) if given_token else {}
+    token_room = _text_claim(claims.get("video", {}), "room")
+    if room and token_room and room != token_room:
+        raise RoomConfigError(f"the token is for room {token_room!r}, not {room!r}: give the room's own token")
+    room = token_room or room or config.room
+    identity = _text_claim(claims, "sub") or config.identity
+    if identity != config.identity:
+        log.info(
+            "livekit: the token admits this device as %r, not livekit.identity %r: it joins as the token says",
+            identity,
+            config.identity,
+        )
     if not given_token and not (config.api_key and api_secret):
         raise RoomConfigError("no LiveKit token: give one, or set livekit.api_key and livekit.api_secret to mint one")
     if not given_token and not room:
@@ -75,7 +95,7 @@ def room_credentials(
     return RoomCredentials(
         url=websocket_url(url),
         room=room,
-        identity=config.identity,
+        identity=identity,
         token=given_token,
         api_key=config.api_key,
         api_secret=api_secret,
@@ -85,13 +105,22 @@ def room_credentials(
 
 def room_in_token(token: str) -> str | None:
     """The room a join token is for (read, not verified: the server verifies it), or None."""
+    return _text_claim(token_claims(token).get("video", {}), "room")
+
+
+def token_claims(token: str) -> dict[str, object]:
+    """A JWT's claims, read but not verified (the server verifies them); {} when unreadable."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        room = claims.get("video", {}).get("room")
-    except (IndexError, ValueError, AttributeError):
-        return None
-    return room if isinstance(room, str) and room else None
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _text_claim(claims: object, name: str) -> str | None:
+    value = claims.get(name) if isinstance(claims, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def websocket_url(url: str) -> str:

@@ -93,6 +93,8 @@ class RoomTransport:
         self.credentials = credentials
         self.rules = rules or RoomRules()
         self.name = credentials.room or "?"
+        self.identity = credentials.identity
+        """Who this device is in the room: as the server admitted it (read back after each join)."""
         self.status = RoomStatus(RoomState.CLOSED)
         self.peer: AudioPort | None = None
         self.listen_to: str | None = None
@@ -214,6 +216,9 @@ class RoomTransport:
             raise RoomError(f"cannot join {self.credentials.url}: {message}", permanent=refused) from None
         self._room = room
         self.name = room.name or self.name
+        # The server's word, not config's: only it knows whom the token admitted. Anything else would
+        # take the device's own earlier connection for a caller, or a caller for the device.
+        self.identity = room.local_participant.identity or self.identity
         room.local_participant.register_rpc_method(HANDBACK_METHOD, self._handback)
         for participant in room.remote_participants.values():
             self._participant_changed(participant, notify=False)
@@ -230,7 +235,7 @@ class RoomTransport:
         self._spawn(self._speak(), "room-speak")
         self.connected_at = time.monotonic()
         self._set_status(RoomStatus(RoomState.CONNECTED))
-        log.info("room %s: joined as %s", self.name, self.credentials.identity)
+        log.info("room %s: joined as %s", self.name, self.identity)
         self._listen()
         self._changed()
 
@@ -252,7 +257,7 @@ class RoomTransport:
     # ----- participants ---------------------------------------------------------------------------
 
     def _participant_changed(self, participant: Any, notify: bool = True) -> None:
-        if participant.identity == self.credentials.identity:
+        if participant.identity == self.identity:
             return  # our own earlier connection, still listed while the server replaces it after a rejoin
         role = self.rules.role_of(participant.identity, int(participant.kind), dict(participant.attributes))
         if self.participants.get(participant.identity) is not role:

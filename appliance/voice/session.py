@@ -34,6 +34,7 @@ from appliance.voice.activation import ActivationGate, ActivationMode, chime
 from appliance.voice.activation_modes import ActivationModes, ModeOverride
 from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
 from appliance.voice.agent_voice import AgentVoice
+from appliance.voice.announcements import Announcements
 from appliance.voice.barge_in import BargeInJudge, Verdict
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
 from appliance.voice.reply import Reply, ReplyTimeout
@@ -90,6 +91,8 @@ class VoiceSession:
         self._changed = asyncio.Event()
         self._background = TaskSet("voice session")
         self._in_background(self.runtime.start())
+        self.announcements = Announcements(self.say)
+        """`say` commands, spoken in turn; bounded, dropped by a stop."""
 
     # ----- input -------------------------------------------------------------------------
 
@@ -328,10 +331,6 @@ class VoiceSession:
         """Take the next utterance as a request, as if the wake phrase had been said."""
         self.activation.accepted(self._now)
 
-    def keep(self, task: asyncio.Task[None]) -> None:
-        """Hold a reference to a task started on the session's behalf (a say command)."""
-        self._background.keep(task)
-
     async def handoff(self, agent: Agent) -> None:
         """Switch the active agent from outside the conversation (an operator, an MQTT command)."""
         await self.runtime.handoff(agent)
@@ -569,6 +568,7 @@ class VoiceSession:
     async def aclose(self) -> None:
         for provider in (self.providers.stt, self.providers.llm, self.providers.tts):
             provider.on_availability.disconnect(self._on_availability)
+        await self.announcements.aclose()
         self._drop_speculation()
         active, self._active = self._active, None
         if active is not None:

@@ -13,7 +13,8 @@ import pytest
 
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.wav import read_wav
-from appliance.bench.livekit_server import LocalLiveKitServer
+from appliance.bench.livekit_peer import RoomPeer, mint_token
+from appliance.bench.livekit_server import API_KEY, API_SECRET, LocalLiveKitServer
 from tests.fakes import silence
 from tests.integration.app_process import Appliance
 from tests.integration.broker import collect, mosquitto, rr
@@ -118,6 +119,7 @@ def test_handoff_moves_the_device_conversation_to_a_room_an_operator_takes_over_
                     assert telemetry["calls"] == [
                         {
                             "room": "kitchen",
+                            "identity": DEVICE_IDENTITY,
                             "status": "connected",
                             "caller": "caller-1",
                             "conversation": "device",
@@ -238,6 +240,48 @@ def test_a_bad_token_is_one_clear_error_and_the_device_keeps_running(
             reply = rr(broker, topic + "handoff", json.dumps({"id": "h2", "to": "room", "url": "ws://127.0.0.1:9"}))
             assert reply["ok"] is False and reply["error"]["code"] == "unreachable", reply
             assert rr(broker, topic + "ping", '{"id": "p1"}')["ok"] is True
+            assert device.stop() == 0
+        finally:
+            device.stop()
+
+
+def test_a_token_for_another_identity_is_who_the_device_is_and_the_real_caller_is_answered(
+    livekit: LocalLiveKitServer, models_dir: Path, tmp_path: Path
+) -> None:
+    """The token, not `livekit.identity`, says who the device is in the room. The caller here is named
+    what the config calls the device: a device that believed its config took it for itself and never
+    answered it."""
+    with mosquitto() as broker:
+        device = HeadlessAppliance(models_dir, tmp_path, {**livekit_env(livekit, room=None), **mqtt_env(broker.port)})
+        topic = f"appliance/{DEVICE_IDENTITY}/cmd/"
+        try:
+            device.wait_for("mqtt: connected")
+            token = mint_token(API_KEY, API_SECRET, "kitchen", "box-7")
+            joined = rr(broker, topic + "join", json.dumps({"id": "j1", "token": token}))
+            assert joined["ok"] is True and joined["result"]["identity"] == "box-7", joined
+            # A room that contradicts the token is refused, not joined twice under two names.
+            elsewhere = rr(broker, topic + "join", json.dumps({"id": "j2", "token": token, "room": "hall"}))
+            assert elsewhere["ok"] is False and elsewhere["error"]["code"] == "bad_request", elsewhere
+            assert "'kitchen'" in elsewhere["error"]["message"] and "'hall'" in elsewhere["error"]["message"]
+
+            async def call() -> str:
+                peer = RoomPeer(livekit.url, mint_token(API_KEY, API_SECRET, "kitchen", DEVICE_IDENTITY), "box-7")
+                await peer.join()
+                try:
+                    await wait_until(
+                        lambda: f"caller_joined identity={DEVICE_IDENTITY}" in device.log(), what="the caller"
+                    )
+                    await asyncio.sleep(0.5)
+                    spoken_until = peer.say(question("q02"))
+                    await wait_until(lambda: "agent: " in device.log(), what="a reply")
+                    await asyncio.sleep(4.0)
+                    return transcribe(models_dir, AudioChunk(peer.recording(since=spoken_until), ENGINE_RATE))
+                finally:
+                    await peer.leave()
+
+            heard = asyncio.run(call())
+            assert overlap(last_reply(device), heard) >= 0.6, heard
+            assert "busy identity" not in device.log(), device.log()
             assert device.stop() == 0
         finally:
             device.stop()

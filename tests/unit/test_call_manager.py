@@ -37,6 +37,7 @@ class StandInRoom:
 
     def __init__(self, credentials: RoomCredentials, rules: RoomRules) -> None:
         self.name = credentials.room or "?"
+        self.identity = credentials.identity
         self.rules = rules
         self.status = RoomStatus(RoomState.CLOSED)
         self.connected_at = 0.0
@@ -252,4 +253,18 @@ async def test_two_handoffs_at_once_move_the_conversation_once() -> None:
     assert results[0]["room"] == "hall"  # type: ignore[index]
     assert isinstance(results[1], CallError) and results[1].code == "busy"
     assert [r.name for r in box.rooms] == ["hall"]
+    await box.calls.aclose()
+
+
+async def test_the_box_never_takes_its_own_other_connection_for_a_caller() -> None:
+    """Two rooms' connections of one box under two identities (a token named it): in one room, the other
+    connection is the box itself, not someone to answer or to tell it is busy."""
+    box = Box(with_device=False, max_sessions=2)
+    await box.calls.start(credentials("kitchen"))
+    await box.calls.join(RoomCredentials("ws://lk", "porch", "box-7", token="t"))
+    kitchen = box.room("kitchen")
+    kitchen.arrive("box-7")
+    assert kitchen.listen_to is None and "busy" not in box.kinds() and "caller_joined" not in box.kinds()
+    kitchen.arrive("alice")
+    assert kitchen.listen_to == "alice" and box.calls.snapshot()[0]["caller"] == "alice"
     await box.calls.aclose()

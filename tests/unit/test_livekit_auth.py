@@ -71,3 +71,18 @@ def test_auto_join_without_a_way_in_is_a_config_error() -> None:
         LiveKitConfig(auto_join=True)
     with pytest.raises(ValueError, match=r"auto_join needs livekit\.token"):
         LiveKitConfig(auto_join=True, url="ws://h:7880", room="r")
+
+
+def token(room: str, identity: str) -> str:
+    return jwt.encode({"video": {"room": room, "roomJoin": True}, "sub": identity}, SECRET, algorithm="HS256")
+
+
+def test_a_given_token_decides_who_the_device_is_whatever_livekit_identity_says() -> None:
+    assert room_credentials(minting(), token=token("hall", "lobby-agent")).identity == "lobby-agent"
+    assert room_credentials(minting()).identity == "box-7"  # minting its own: the configured identity
+
+
+def test_a_room_that_contradicts_the_token_is_refused_naming_both() -> None:
+    with pytest.raises(RoomConfigError, match="the token is for room 'hall', not 'porch'"):
+        room_credentials(minting(), token=token("hall", "box-7"), room="porch")
+    assert room_credentials(minting(), token=token("hall", "box-7"), room="hall").room == "hall"
