@@ -15,7 +15,7 @@ from appliance.agents.registry import UnknownAgentError, agent_names, is_import_
 from appliance.app import START_ERRORS, preflight
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
-from appliance.control import Control, NotAvailable
+from appliance.control import Control, NotAvailable, SayQueueFull
 from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
 from appliance.fleet.config_apply import apply_config
@@ -223,8 +223,12 @@ class DeviceCommands:
             raise CommandError(exc.code, str(exc)) from None
 
     async def say(self, args: SayArgs) -> dict[str, Any]:
-        self._conversation().say(args.text)
-        return {"queued": True}
+        """Queued behind what is being said; a full queue is `busy` (a flood of says must not pile up)."""
+        try:
+            ahead = self._conversation().say(args.text)
+        except SayQueueFull as exc:
+            raise CommandError("busy", str(exc)) from None
+        return {"queued": True, "ahead": ahead}
 
     async def listen(self, _args: Empty) -> dict[str, Any]:
         self._conversation().listen()
