@@ -7,7 +7,7 @@ Subclass `Agent` and decorate methods with `@function_tool`, or pass plain funct
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from appliance.agents.tools import FunctionTool, build_tool, is_tool
@@ -68,3 +68,16 @@ def _default_name(cls: type) -> str:
         return "agent"
     name = cls.__name__
     return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+_CLASS_MOCKS: list[tuple[type[Agent], Mapping[str, Callable[..., Any]]]] = []
+"""Tool bodies replaced for every agent of a class (`mock_tools(AgentClass, {...})`), newest last."""
+
+
+def mocked_tool(agent: Agent, tool_name: str) -> Callable[..., Any] | None:
+    """The test's stand-in for this agent's tool, if a `mock_tools` on its class is in force."""
+    for mocked_class, mocks in reversed(_CLASS_MOCKS):
+        stand_in: Callable[..., Any] | None = mocks.get(tool_name)
+        if stand_in is not None and isinstance(agent, mocked_class):
+            return stand_in
+    return None

@@ -173,9 +173,11 @@ def test_the_judge_asks_the_llm_and_fails_with_the_intent() -> None:
             result = await session.run(user_input="what now")
             judge = FakeLLM()
             judge.choices = ["yes", "no"]
+            judge.json_replies = [{"reason": "It says the timer is set."}, {"reason": "There is no joke in it."}]
             message = result.expect.next_event().is_message(role="assistant")
             await message.judge(judge, intent="confirms a timer")
-            with pytest.raises(AssertionError, match="does not fit the intent 'tells a joke'"):
+            assert message.verdict is not None and message.verdict.reason == "It says the timer is set."
+            with pytest.raises(AssertionError, match="not fit the intent 'tells a joke': There is no joke in it"):
                 await message.judge(judge, intent="tells a joke")
             return judge.choose_calls[0]
 
