@@ -6,8 +6,9 @@ The Python API for agent developers:
 """
 
 from appliance.agents.agent import Agent
-from appliance.agents.context import RunContext
+from appliance.agents.context import RunContext, RunningSession
 from appliance.agents.registry import register_agent
+from appliance.agents.runtime import StopResponse
 from appliance.agents.session import AgentSession
 from appliance.agents.testing import RunResult, mock_tools
 from appliance.agents.tools import ToolError, function_tool
@@ -19,6 +20,8 @@ __all__ = [
     "AgentSession",
     "RunContext",
     "RunResult",
+    "RunningSession",
+    "StopResponse",
     "ToolError",
     "function_tool",
     "mock_tools",

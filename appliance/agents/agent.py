@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from appliance.agents.tools import FunctionTool, build_tool, is_tool
 
 if TYPE_CHECKING:
+    from appliance.agents.chat_context import ChatContext, UserMessage
+    from appliance.agents.context import RunningSession
     from appliance.agents.runtime import AgentRuntime
     from appliance.providers.base import LLM, TTS
 
@@ -34,9 +36,9 @@ class Agent:
         self.tts = tts
         """A different voice for this agent (None: the session's)."""
         self.runtime: AgentRuntime | None = None
-        methods: list[Callable[..., Any]] = [
-            m for _, m in inspect.getmembers(self, predicate=inspect.ismethod) if is_tool(m)
-        ]
+        # Looked up on the class, so properties (`session`) are not evaluated on a half-built agent.
+        members = inspect.getmembers(type(self), inspect.isfunction)
+        methods: list[Callable[..., Any]] = [getattr(self, name) for name, member in members if is_tool(member)]
         self._tools = [build_tool(fn) for fn in [*methods, *tools]]
 
     @property
@@ -52,6 +54,19 @@ class Agent:
 
     async def on_exit(self) -> None:
         """Called when another agent takes over."""
+
+    async def on_user_turn_completed(self, chat_ctx: ChatContext, new_message: UserMessage) -> None:
+        """Called with what the user said before anything answers it: change `new_message.content`
+        (add context, correct a word), or raise `StopResponse` to leave the turn unanswered."""
+
+    @property
+    def session(self) -> RunningSession[Any]:
+        """The conversation this agent runs in: `say`, `generate_reply`, `interrupt`, `userdata`."""
+        if self.runtime is None:
+            raise RuntimeError(f"{self.name} is not running in a session yet (it gets one when started)")
+        from appliance.agents.context import RunningSession
+
+        return RunningSession(self.runtime)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -8,6 +8,14 @@ from appliance.providers.base import ChatMessage, Role
 
 
 @dataclass
+class UserMessage:
+    """What the user just said, handed to `Agent.on_user_turn_completed`, which may change `content`."""
+
+    content: str
+    role: Role = "user"
+
+
+@dataclass
 class ChatContext:
     messages: list[ChatMessage] = field(default_factory=list)
 

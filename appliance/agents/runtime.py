@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from appliance.agents.agent import Agent, mocked_tool
-from appliance.agents.chat_context import ChatContext
+from appliance.agents.chat_context import ChatContext, UserMessage
 from appliance.agents.context import RunContext
 from appliance.agents.events import (
     AgentHandoffEvent,
@@ -32,6 +32,10 @@ from appliance.providers.base import LLM, ChatMessage, LLMOptions
 log = logging.getLogger(__name__)
 
 Announcer = Callable[[str], Awaitable[None]]
+
+
+class StopResponse(Exception):
+    """Raised by `on_user_turn_completed` to let a turn go unanswered (it was not meant for the agent)."""
 
 
 class AgentRuntime:
@@ -54,6 +58,9 @@ class AgentRuntime:
         self.chat = ChatContext()
         self.on_event: Emitter[[RunEvent]] = Emitter("event")
         self.announcer: Announcer | None = None
+        self.interrupter: Callable[[], bool] | None = None
+        """Stops what the agent is saying (the voice session's); None in text mode."""
+        self._tool_lines: asyncio.Queue[str] | None = None
         self.on_volume: Emitter[[int]] = Emitter("volume")
         """The voice session listens here to apply a volume a tool set (0-100)."""
         agent.runtime = self
@@ -69,9 +76,12 @@ class AgentRuntime:
         self.on_event.emit(event)
 
     async def announce(self, text: str) -> None:
-        """Say something outside a turn's reply (a timer rings, a tool's progress)."""
+        """Say something: while a tool runs, as part of the turn's reply (before the tool's result);
+        otherwise on the agent's own initiative, once nothing else is going on (a timer rings)."""
         self.emit(ChatMessageEvent("assistant", text))
-        if self.announcer is not None:
+        if self._tool_lines is not None:
+            self._tool_lines.put_nowait(text)
+        elif self.announcer is not None:
             await self.announcer(text)
 
     # ----- one turn -------------------------------------------------------------------------------
@@ -84,8 +94,16 @@ class AgentRuntime:
         `before_side_effects` is awaited before any tool runs: a reply computed ahead of the
         turn's end (held) must not set a timer the user then talks over.
         """
-        self.emit(ChatMessageEvent("user", user_text))
         agent = self.agent
+        message = UserMessage(user_text)
+        try:
+            # The agent may look at (and change) what the user said before anything answers it.
+            await agent.on_user_turn_completed(self.chat, message)
+        except StopResponse:
+            self.emit(ChatMessageEvent("user", message.content))
+            return
+        user_text = message.content
+        self.emit(ChatMessageEvent("user", user_text))
         try:
             choice = await self.router.route(user_text, agent.tools, self.active_llm)
         except ArgumentError as exc:
@@ -134,15 +152,33 @@ class AgentRuntime:
         """Run the tool (with its timeout); yields a filler line if it is slow."""
         tool = choice.tool
         self.emit(FunctionCallEvent(tool.name, dict(choice.arguments), choice.routed_by))
+        lines: asyncio.Queue[str] = asyncio.Queue()
+        self._tool_lines = lines  # what the tool says meanwhile (`ctx.session.say`) goes into this reply
         task = asyncio.ensure_future(self._invoke(tool, choice.arguments))
         try:
-            if tool.filler:
-                done, _ = await asyncio.wait({task}, timeout=tool.filler_after_s)
-                if not done:
-                    yield tool.filler
-            async with asyncio.timeout(tool.timeout_s):
-                value = await task
-            result.accept(value)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + tool.timeout_s
+            filler_at = loop.time() + tool.filler_after_s if tool.filler else None
+            said = False
+            while not task.done():
+                wake = min(deadline, filler_at) if filler_at is not None else deadline
+                if loop.time() >= deadline:
+                    raise TimeoutError
+                line = asyncio.ensure_future(lines.get())
+                await asyncio.wait({task, line}, timeout=max(0.0, wake - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if line.done():
+                    said = True
+                    yield f"{line.result()} "  # a sentence of its own: what follows is not glued to it
+                else:
+                    line.cancel()
+                if filler_at is not None and loop.time() >= filler_at and not task.done():
+                    filler_at = None
+                    if not said:  # the tool spoke for itself: no filler on top
+                        yield f"{tool.filler} "
+            while not lines.empty():
+                yield f"{lines.get_nowait()} "
+            result.accept(task.result())
         except TimeoutError:
             result.fail(f"{tool.name} did not finish within {tool.timeout_s:g} s")
         except (ToolError, ArgumentError) as exc:
@@ -151,6 +187,7 @@ class AgentRuntime:
             log.exception("tool %s raised", tool.name)
             result.fail(f"{type(exc).__name__}: {exc}")
         finally:
+            self._tool_lines = None
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):

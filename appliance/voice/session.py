@@ -65,6 +65,7 @@ class VoiceSession:
         self.runtime.on_event.connect(self._on_agent_event)
         self.runtime.on_volume.connect(self._set_volume)
         self.runtime.announcer = self.say
+        self.runtime.interrupter = self.stop_speaking
         for provider in (providers.stt, providers.llm, providers.tts):
             provider.on_availability.connect(self._on_availability)
         self.output.listener = self

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from appliance import Agent, function_tool, mock_tools
+from appliance import Agent, AgentSession, RunContext, StopResponse, function_tool, mock_tools
 from appliance.agents.builtin.home import Chef
+from appliance.agents.chat_context import ChatContext, UserMessage
+from appliance.providers.base import ChatMessage
+from tests.fakes import FakeLLM
 from tests.unit.test_agent_session import Kitchen, converse
+from tests.virtual_clock import run_virtual
 
 
 class Weather(Agent):
@@ -64,3 +68,55 @@ def test_skip_next_event_if_skips_a_filler_only_when_it_came() -> None:
     slow.expect.next_event().is_function_call(name="fetch_eggs")
     slow.expect.skip_next_event_if(type="message", role="assistant", contains="let me look")
     slow.expect.next_event().is_function_call_output(output="Six eggs are left.")
+
+
+class Librarian(Agent):
+    """Says something while its tool works, rewrites what it hears, and ignores what is not for it."""
+
+    def __init__(self) -> None:
+        super().__init__(instructions="You find books.")
+        self.heard: list[str] = []
+
+    async def on_user_turn_completed(self, chat_ctx: ChatContext, new_message: UserMessage) -> None:
+        self.heard.append(new_message.content)
+        if new_message.content.startswith("psst"):
+            raise StopResponse
+        new_message.content = new_message.content.replace("bok", "book")
+
+    @function_tool(templates=["find the book {title}"])
+    async def find_book(self, ctx: RunContext[None], title: str) -> str:
+        """Find a book on the shelves."""
+        await ctx.session.say("Let me check the shelves.")
+        return f"{title.capitalize()} is on shelf three."
+
+
+def test_a_tool_speaks_through_its_session_before_its_result_and_hooks_see_the_turn_first() -> None:
+    agent = Librarian()
+    (found, ignored), session = converse(agent, "find the bok dune", "psst, not you")
+    assert found.text == "Let me check the shelves. Dune is on shelf three."
+    # "bok" would match no template: the tool was found in the words as the hook corrected them.
+    found.expect.next_event().is_function_call(name="find_book", arguments={"title": "dune"})
+    found.expect.next_event().is_message(role="assistant", contains="let me check the shelves")
+    found.expect.next_event().is_function_call_output(output="Dune is on shelf three.")
+    ignored.expect.no_more_events()  # StopResponse: heard, not answered
+    assert ignored.text == "" and agent.heard == ["find the bok dune", "psst, not you"]
+    assert session.agent.session.interrupt() is False  # text mode: nothing to interrupt
+
+
+def test_generate_reply_speaks_with_extra_instructions_and_goes_into_the_history() -> None:
+    async def main() -> tuple[str, list[str], list[ChatMessage]]:
+        llm = FakeLLM("Welcome back to the library.")
+        async with AgentSession(llm=llm) as session:
+            agent = Librarian()
+            await session.start(agent)
+            said = await agent.session.generate_reply(instructions="Greet the user.")
+            return said, session.announcements, llm.requests[-1]
+
+    said, announced, request = run_virtual(main())
+    assert said == "Welcome back to the library." and announced == [said]
+    assert request[0].content == "You find books." and request[-1] == ChatMessage("system", "Greet the user.")
+
+
+def test_an_agent_has_no_session_before_it_is_started() -> None:
+    with pytest.raises(RuntimeError, match="not running in a session yet"):
+        _ = Librarian().session

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from appliance.agents.agent import Agent
+from appliance.agents.context import RunContext
+from appliance.agents.tools import function_tool
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.playback import PlaybackQueue
 from appliance.config import EndpointingConfig, InterruptionConfig, TimeoutsConfig
@@ -331,3 +333,36 @@ def test_after_a_handoff_the_new_agent_speaks_with_its_own_voice_and_the_record_
     assert records[0].tool_calls == [{"name": "to_chef", "arguments": {}}]
     assert host_voice.texts == []  # the handoff happened before the first word was spoken
     assert chef_voice.texts[0] == "Here is the chef."
+
+
+def test_a_tool_that_speaks_while_it_works_is_heard_in_the_reply_without_waiting_for_the_turn() -> None:
+    """`ctx.session.say` inside a tool goes into the turn's reply; waiting for the turn to end would never
+    end (the turn waits for the tool)."""
+    class Shelves(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="You find books.", name="shelves")
+
+        @function_tool(templates=["find the book {title}"], timeout_s=5)
+        async def find_book(self, ctx: RunContext[None], title: str) -> str:
+            """Find a book."""
+            await ctx.session.say("Let me check the shelves.")
+            return f"{title.capitalize()} is on shelf three."
+
+    async def main() -> tuple[list[TurnRecord], FakeTTS]:
+        tts = FakeTTS()
+        session = VoiceSession(
+            Providers(FakeVAD(), FakeSTT("Find the book dune."), FakeLLM(), tts), Shelves(), PlaybackQueue(ENGINE_RATE)
+        )
+        records: list[TurnRecord] = []
+        session.on_turn.connect(records.append)
+        transport = FileTransport(session)
+        await transport.feed(QUESTION)
+        await transport.drain()
+        await session.aclose()
+        return records, tts
+
+    records, tts = run_virtual(main())
+    (record,) = records
+    assert tts.texts == ["Let me check the shelves.", "Dune is on shelf three."]
+    assert record.tool_calls == [{"name": "find_book", "arguments": {"title": "dune"}}]
+    assert not record.error and "did not finish" not in record.agent_text
