@@ -338,6 +338,7 @@ def test_after_a_handoff_the_new_agent_speaks_with_its_own_voice_and_the_record_
 def test_a_tool_that_speaks_while_it_works_is_heard_in_the_reply_without_waiting_for_the_turn() -> None:
     """`ctx.session.say` inside a tool goes into the turn's reply; waiting for the turn to end would never
     end (the turn waits for the tool)."""
+
     class Shelves(Agent):
         def __init__(self) -> None:
             super().__init__(instructions="You find books.", name="shelves")
