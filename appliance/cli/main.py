@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _config,
         "doctor": _doctor,
         "fleet": _fleet,
+        "release": _release,
     }
     try:
         return _run_async(handlers[args.command](args))
@@ -112,6 +113,12 @@ async def _fleet(args: argparse.Namespace) -> int:
     from appliance.cli.fleet import fleet_command
 
     return await fleet_command(args, _load_config(args))
+
+
+async def _release(args: argparse.Namespace) -> int:
+    from appliance.cli.release import release_command
+
+    return release_command(args)
 
 
 async def _config(args: argparse.Namespace) -> int:

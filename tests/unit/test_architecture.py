@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("calls",),
     ("engines.py", "app.py", "control.py"),
     ("system",),
+    ("release",),
     ("fleet",),
     ("bench",),
     ("cli", "__main__.py"),
