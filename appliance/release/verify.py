@@ -34,6 +34,8 @@ class VerifiedRelease:
     """The id of the trusted key whose signature verified."""
     sha256: str
     """Of the whole artifact."""
+    manifest_bytes: bytes
+    """The manifest as signed."""
 
 
 def file_sha256(path: Path) -> str:
@@ -128,7 +130,7 @@ def verify_release(path: Path, keys: Sequence[TrustedKey], expected_sha256: str 
     extra = sorted(set(files) - set(manifest.files))
     if extra:
         raise _untrusted(f"{extra[0]} is not in the signed manifest")
-    return VerifiedRelease(manifest, signer, whole)
+    return VerifiedRelease(manifest, signer, whole, manifest_bytes)
 
 
 def check_not_older(version: str, running: str | None, allow_downgrade: bool) -> None:
@@ -147,8 +149,10 @@ def check_not_older(version: str, running: str | None, allow_downgrade: bool) ->
 
 def extract_release(path: Path, verified: VerifiedRelease, destination: Path) -> None:
     """The files of a verified release into `destination` (new), each checked against the manifest again
-    as it is written: the file may have changed since it was verified."""
+    as it is written: the file may have changed since it was verified. The signed manifest goes beside
+    them, saying what was installed."""
     destination.mkdir(parents=True)
+    (destination / MANIFEST_NAME).write_bytes(verified.manifest_bytes)
     files = verified.manifest.files
     with tarfile.open(path, "r:") as archive:
         for member in archive:

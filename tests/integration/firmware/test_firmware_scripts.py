@@ -16,8 +16,10 @@ import subprocess
 import pytest
 
 from tests.integration.broker import Broker
+from tests.integration.firmware.releases import build_and_sign, keygen, tampered
 from tests.integration.firmware.rig import DEVICE, SCRIPTS, STAND_IN, DeviceRig
 from tests.integration.firmware.systemd_verify import verify
+from tests.integration.firmware.wheel import build_wheel
 
 
 def retained_status(broker: Broker) -> dict[str, object]:
@@ -54,6 +56,10 @@ def test_install_then_update_waits_for_ready_and_mqtt_online(mqtt_rig: DeviceRig
     assert first.result is not None and first.result["outcome"] == "installed" and first.result["running"] == "1.0.0"
     assert rig.link("current") == "releases/1.0.0" and rig.link("previous") is None
     assert "health-check: fw-1 is online with 1.0.0" in first.stderr
+    files = rig.app_dir / "releases/1.0.0/release"
+    assert json.loads((files / "manifest.json").read_text())["version"] == "1.0.0"  # what was installed, as signed
+    assert (files / "requirements.lock").read_text().startswith("appliance==1.0.0 --hash=sha256:")
+    assert not (rig.app_dir / ".staging").exists()
 
     second = rig.install("1.1.0")
     assert second.code == 0, second.stderr
@@ -95,11 +101,6 @@ def test_update_whose_health_check_fails_rolls_back(mqtt_rig: DeviceRig, broker:
 def test_update_that_fails_before_the_switch_leaves_the_running_release_alone(rig: DeviceRig) -> None:
     assert rig.install("1.0.0").code == 0
 
-    wrong = rig.install("1.2.0", "1.1.0")  # the wheel is another version than announced
-    assert wrong.code == 1 and wrong.result is not None
-    assert wrong.result["failed_step"] == "check" and wrong.result["outcome"] == "rolled_back"
-    assert "the wheel installs 'appliance 1.1.0', not appliance 1.2.0" in wrong.result["message"]
-
     config = rig.root / "etc/appliance/appliance.toml"
     config.write_text(config.read_text().replace("[mqtt]\nenabled = false\n", "[mqtt]\nenabled = true\nport = 9\n"))
     doctor = rig.install("1.1.0", None, "--no-mqtt")
@@ -110,6 +111,60 @@ def test_update_that_fails_before_the_switch_leaves_the_running_release_alone(ri
     assert rig.link("current") == "releases/1.0.0"
     assert sorted(p.name for p in (rig.app_dir / "releases").iterdir()) == ["1.0.0"]
     assert rig.restarts() == 1
+
+
+def test_a_release_not_signed_by_a_trusted_key_is_refused_before_it_is_unpacked(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    stranger = keygen(rig.base / "stranger.key")
+    foreign = build_and_sign(build_wheel("1.2.0", rig.base / "wheels"), rig.base / "foreign", rig.base / "stranger.key")
+
+    refused = rig.install("1.2.0", foreign)
+
+    assert refused.code == 1 and refused.result is not None
+    assert refused.result["outcome"] == "untrusted_release" and refused.result["failed_step"] == "verify"
+    assert refused.result["message"].startswith("signed only by unknown key(s)")
+    assert refused.result["running"] == "1.0.0" and stranger.exists()
+    # Trusting the new key too (a rotation) lets the same release in.
+    config = rig.root / "etc/appliance/appliance.toml"
+    config.write_text(config.read_text().replace("trusted_keys = [", f'trusted_keys = ["file:{stranger}", '))
+    assert rig.install("1.2.0", foreign).code == 0
+    assert rig.link("current") == "releases/1.2.0"
+
+
+def test_a_tampered_release_or_another_hash_is_refused(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    changed = tampered(rig.kit.releases["1.1.0"], rig.base / "tampered.tar")
+
+    tamper = rig.install("1.1.0", changed)
+    assert tamper.code == 1 and tamper.result is not None and tamper.result["outcome"] == "hash_mismatch"
+    assert "differs from the signed manifest" in tamper.result["message"]
+
+    other = rig.install("1.1.0", None, "--sha256", "0" * 64)
+    assert other.code == 1 and other.result is not None and other.result["outcome"] == "hash_mismatch"
+
+    assert rig.link("current") == "releases/1.0.0" and rig.restarts() == 1
+    assert sorted(p.name for p in (rig.app_dir / "releases").iterdir()) == ["1.0.0"]
+    assert not (rig.app_dir / ".staging").exists()
+
+
+def test_a_downgrade_needs_the_flag(rig: DeviceRig) -> None:
+    assert rig.install("1.1.0").code == 0
+
+    refused = rig.install("1.0.0")
+    assert refused.code == 1 and refused.result is not None and refused.result["outcome"] == "downgrade"
+    assert refused.result["message"] == "1.0.0 is older than the running 1.1.0: a downgrade must be asked for"
+
+    allowed = rig.install("1.0.0", None, "--allow-downgrade")
+    assert allowed.code == 0, allowed.stderr
+    assert rig.link("current") == "releases/1.0.0" and rig.link("previous") == "releases/1.1.0"
+
+
+def test_a_first_install_needs_a_verifier(rig: DeviceRig) -> None:
+    options = ["--release", str(rig.kit.releases["1.0.0"]), "--result-file", str(rig.base / "result.json")]
+    run = rig.script("install-release.sh", *options, *rig.install_options())
+    assert run.code == 1 and run.result is not None
+    assert run.result["message"] == "no release is installed to verify with: pass --verifier APPLIANCE"
+    assert rig.link("current") is None
 
 
 def test_rollback_goes_back_and_forward_again(rig: DeviceRig) -> None:
@@ -145,9 +200,10 @@ def test_a_second_install_is_refused_while_one_runs(rig: DeviceRig) -> None:
 
 
 def test_bad_usage_exits_2(rig: DeviceRig) -> None:
-    assert rig.script("install-release.sh", "--version", "1.0.0").code == 2
-    bad = rig.script("install-release.sh", "--version", "../etc", "--wheel", "x.whl")
-    assert bad.code == 2 and "not a version" in bad.stderr
+    assert rig.script("install-release.sh", "--sha256", "0" * 64).code == 2
+    bad = rig.script("install-release.sh", "--release", "x.tar", "--sha256", "xyz")
+    assert bad.code == 2 and "--sha256 takes 64 lowercase hex digits" in bad.stderr
+    assert rig.script("install-release.sh", "--version", "1.0.0").code == 2  # the unsigned form is gone
     assert rig.script("rollback.sh", "--bogus").code == 2
     assert rig.script("health-check.sh").code == 2  # no release yet, no --version
 
