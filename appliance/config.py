@@ -277,6 +277,11 @@ class UpdateConfig(_Section):
         description="Ed25519 public keys a release must be signed by (one of them): base64, PEM, env:NAME or "
         "file:PATH. Several while a key is rotated. None: no release is installed.",
     )
+    installer: str = Field(
+        default="/opt/appliance/scripts/request-update.sh",
+        description="What the update command runs with the verified release: on a device the request to the "
+        "root unit; install-release.sh where the appliance may install itself.",
+    )
 
 
 class PrivacyConfig(_Section):

@@ -12,7 +12,7 @@ The installer is the same install path as a person at the box (firmware_scripts/
 new release beside the running one, offline from its wheelhouse, doctor, atomic switch, restart, health
 check, rollback on failure). On a device the appliance is sandboxed, so the command it runs is
 `request-update.sh`, which hands the request to the root unit appliance-update.service and waits for
-its outcome; where the appliance may install itself it can run install-release.sh directly. The
+its outcome; where the appliance may install itself `[update] installer` can name install-release.sh. The
 installer runs as a subprocess in its own session, so the event loop keeps serving while it works.
 
 Installing restarts the service: a reply is sent when the install fails before the switch (the running
@@ -46,7 +46,6 @@ from appliance.release.verify import VerifiedRelease, check_not_older, verify_re
 
 log = logging.getLogger(__name__)
 
-DEVICE_UPDATER = Path("/opt/appliance/scripts/request-update.sh")
 MAX_RELEASE_BYTES = 4 << 30
 ERROR_CODES = {
     "rolled_back": "rolled_back",
@@ -83,7 +82,7 @@ class UpdateCommand:
 
     def __init__(self, config: AppConfig, command: Sequence[str] | None = None, timeout_s: float = 1800.0) -> None:
         self.config = config
-        self.command = list(command) if command else [str(DEVICE_UPDATER)]
+        self.command = list(command) if command else [config.update.installer]
         self.timeout_s = timeout_s
         self.running: str | None = None
 
