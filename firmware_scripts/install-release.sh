@@ -9,9 +9,11 @@
 # signature by a trusted key, every file against the manifest, no downgrade; only then is it unpacked),
 # prepare, venv, install (offline, from its wheels, hashes required: every box gets the same bytes),
 # check, models, doctor (all beside the running release, which keeps running), then switch (the `current`
-# link, atomically), restart, health (READY and MQTT online with the new version). A failure before the
-# switch removes the half-built release; a failure after it points `current` back at the previous
-# release and restarts that.
+# link, atomically; the release is on trial from here), restart, health (READY and MQTT online with the
+# new version), selftest (one typed turn through its agent) and commit (still the same healthy run after
+# --commit-after seconds: the trial ends, the release is good). A failure before the switch removes the
+# half-built release; a failure after it points `current` back at the previous release and restarts
+# that. Cut short after the switch (a power cut), boot-check.sh and commit-release.sh finish the job.
 # The verifier is the running release's `appliance` (code root installed already; a release never
 # verifies itself); the trusted keys are the config's [update] trusted_keys, or --key.
 # Exit status: 0 installed (or already current), 1 not installed (refused, failed or rolled back), 2 bad
@@ -36,6 +38,8 @@
 #   --no-restart           switch, but leave restarting and checking to the next boot (image builds)
 #   --health-timeout S     how long to wait for READY and MQTT online                      [120]
 #   --settle S             how long the new process must stay up                           [5]
+#   --commit-after S       how long it must then run healthy to be kept                     [60]
+#   --no-selftest          no typed self-test turn
 #   --no-mqtt              health check without MQTT (devices without a broker)
 #   --keep N               releases kept on disk, besides current and previous             [1]
 #   --result-file FILE     write the outcome as JSON
@@ -49,7 +53,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SOURCE="" SHA256="" ALLOW_DOWNGRADE=0 NO_DEPS=0 SYSTEM_SITE=0 MODELS_FROM="" NO_MODEL_URLS=0
-RESTART=1 HEALTH_TIMEOUT=120 SETTLE=5 NO_MQTT=0 KEEP=1 RESULT_FILE="" REQUEST="" REQUEST_ID="" CONFIG_ARG=""
+RESTART=1 HEALTH_TIMEOUT=120 SETTLE=5 COMMIT_AFTER=60 SELFTEST=1 NO_MQTT=0 KEEP=1 RESULT_FILE="" REQUEST="" REQUEST_ID="" CONFIG_ARG=""
 VERSION="" KEYS=() VERIFIER=() SITE_PACKAGES=() MODEL_WHEELS=()
 SHA256_PATTERN='^[0-9a-f]{64}$'
 
@@ -71,6 +75,8 @@ own_option() {
     --no-restart) RESTART=0 ;;
     --health-timeout) HEALTH_TIMEOUT=${2:?}; SHIFT=2 ;;
     --settle) SETTLE=${2:?}; SHIFT=2 ;;
+    --commit-after) COMMIT_AFTER=${2:?}; SHIFT=2 ;;
+    --no-selftest) SELFTEST=0 ;;
     --no-mqtt) NO_MQTT=1 ;;
     --keep) KEEP=${2:?}; SHIFT=2 ;;
     --result-file) RESULT_FILE=${2:?}; SHIFT=2 ;;
@@ -233,6 +239,7 @@ print("; ".join(c["name"] + ": " + c["detail"] for c in checks if c["required"] 
 }
 
 step_switch() {
+  write_trial "$VERSION" "$OLD" "$PREVIOUS_BEFORE" 0 # first, so a power cut after the switch finds it
   set_link "$PREVIOUS" "$OLD"
   set_link "$CURRENT" "$VERSION"
 }
@@ -242,14 +249,24 @@ step_restart() {
 }
 
 health_check() {
-  local options=(--root "$ROOT" --version "$1" --timeout "$HEALTH_TIMEOUT" --settle "$SETTLE" --config "$CONFIG"
-    --systemctl "$SYSTEMCTL")
+  local options=(--root "$ROOT" --version "$1" --timeout "$HEALTH_TIMEOUT" --settle "${2:-$SETTLE}"
+    --config "$CONFIG" --systemctl "$SYSTEMCTL")
   ((NO_MQTT)) && options+=(--no-mqtt)
   "$SCRIPTS_DIR/health-check.sh" "${options[@]}"
 }
 
 step_health() {
   health_check "$VERSION" || fail "the new release did not come up healthy"
+}
+
+step_selftest() {
+  ((SELFTEST)) || return 0
+  self_test "$RELEASE" || fail "the self-test turn (appliance console --text) got no reply"
+}
+
+step_commit() {
+  health_check "$VERSION" "$COMMIT_AFTER" || fail "the new release did not stay healthy for $COMMIT_AFTER s"
+  rm -f "$TRIAL_FILE"
 }
 
 # Keep current, previous and the KEEP newest others; older releases only cost disk.
@@ -294,7 +311,8 @@ on_failure() {
     finish "$(cat "$REFUSAL_FILE")" "$OLD" "$failed" "$reason"
   fi
   case $failed in
-    switch | restart | health)
+    switch | restart | health | selftest | commit)
+      rm -f "$TRIAL_FILE"
       if [ -z "$OLD" ]; then
         finish failed "$VERSION" "$failed" "$message; no earlier release to go back to"
       fi
@@ -343,7 +361,7 @@ main() {
   RELEASE="$RELEASES/$VERSION"
   log "release $VERSION verified"
   run_steps prepare venv install check models doctor switch
-  ((RESTART)) && run_steps restart health
+  ((RESTART)) && run_steps restart health selftest commit
   prune_releases
   finish installed "$VERSION" "" "$VERSION installed${OLD:+ (was $OLD)}"
 }

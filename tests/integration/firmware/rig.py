@@ -120,10 +120,30 @@ class DeviceRig:
     def install_options(self) -> list[str]:
         """What every install here needs besides version, wheel and result file: a cheap venv, short waits."""
         options = ["--no-deps", "--site-packages", sysconfig.get_path("purelib"), "--no-model-urls"]
-        options += ["--health-timeout", "15", "--settle", "0.3"]
+        options += ["--health-timeout", "15", "--settle", "0.3", "--commit-after", "0.3"]
         if self.broker_port is None:
             options.append("--no-mqtt")
         return options
+
+    def trial(self) -> dict[str, str] | None:
+        """The release on trial (install-release.sh's switch until its commit), as its fields."""
+        path = self.app_dir / "trial"
+        if not path.exists():
+            return None
+        return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+    def systemctl(self, *args: str) -> None:
+        """The stand-in systemctl, as systemd would run the unit (Restart=, a boot)."""
+        subprocess.run([str(STAND_IN), *args], env=self.env(), check=True, capture_output=True, timeout=60)
+
+    def commit(self, *extra: str) -> Run:
+        options = ["--health-timeout", "15", "--commit-after", "0.3"]
+        if self.broker_port is None:
+            options.append("--no-mqtt")
+        return self.script("commit-release.sh", *options, *extra)
+
+    def update_result(self) -> dict[str, Any]:
+        return dict(json.loads((self.root / "var/lib/appliance/update/result.json").read_text()))
 
     def install(self, version: str, release: Path | None = None, *extra: str) -> Run:
         """install-release.sh of the kit's signed release of `version` (or of the `release` file given)."""

@@ -21,6 +21,8 @@ from tests.integration.firmware.rig import DEVICE, SCRIPTS, STAND_IN, DeviceRig
 from tests.integration.firmware.systemd_verify import verify
 from tests.integration.firmware.wheel import build_wheel
 
+UNITS = ["appliance.service", "appliance-update.service", "appliance-update.path", "appliance-commit.service"]
+
 
 def retained_status(broker: Broker) -> dict[str, object]:
     done = subprocess.run(
@@ -34,15 +36,16 @@ def retained_status(broker: Broker) -> dict[str, object]:
 
 def test_provision_lays_out_the_device(rig: DeviceRig) -> None:
     root = rig.root
-    for unit in ("appliance.service", "appliance-update.service", "appliance-update.path"):
+    for unit in UNITS:
         assert (root / "etc/systemd/system" / unit).read_text() == (SCRIPTS.parent / "systemd" / unit).read_text()
-    for script in ("install-release.sh", "rollback.sh", "health-check.sh", "request-update.sh"):
+    for script in ("install-release.sh", "rollback.sh", "health-check.sh", "request-update.sh", "boot-check.sh",
+                   "commit-release.sh"):  # fmt: skip
         assert os.access(rig.app_dir / "scripts" / script, os.X_OK)
     assert (root / "etc/appliance/appliance.toml").read_text() == rig.config_text()
     assert (root / "etc/appliance/appliance.env").stat().st_mode & 0o777 == 0o600
     assert (root / "var/lib/appliance/update").is_dir() and (root / "var/cache/appliance").is_dir()
     assert "defaults.pcm.card 1" in (root / "etc/asound.conf").read_text()  # the USB card, not HDMI
-    assert rig.calls() == ["daemon-reload", "enable appliance.service appliance-update.path"]
+    assert rig.calls() == ["daemon-reload", "enable appliance.service appliance-update.path appliance-commit.service"]
     # Again: nothing breaks, nothing is lost.
     (root / "etc/asound.conf").write_text("pcm.!default { type hw card 2 }\n")
     assert rig.provision().code == 0
@@ -60,6 +63,7 @@ def test_install_then_update_waits_for_ready_and_mqtt_online(mqtt_rig: DeviceRig
     assert json.loads((files / "manifest.json").read_text())["version"] == "1.0.0"  # what was installed, as signed
     assert (files / "requirements.lock").read_text().startswith("appliance==1.0.0 --hash=sha256:")
     assert not (rig.app_dir / ".staging").exists()
+    assert rig.trial() is None  # healthy, self-tested, committed
 
     second = rig.install("1.1.0")
     assert second.code == 0, second.stderr
@@ -77,7 +81,7 @@ def test_install_then_update_waits_for_ready_and_mqtt_online(mqtt_rig: DeviceRig
     assert rig.restarts() == 2
 
     # The units provision.sh installed run what install-release.sh installed: systemd finds every binary.
-    verdict = verify(rig.root, ["appliance.service", "appliance-update.service", "appliance-update.path"])
+    verdict = verify(rig.root, UNITS)
     assert verdict.code == 0 and verdict.output == "", verdict.output
 
 
@@ -167,6 +171,53 @@ def test_a_first_install_needs_a_verifier(rig: DeviceRig) -> None:
     assert rig.link("current") is None
 
 
+def test_an_update_cut_short_after_the_switch_goes_back_when_the_release_cannot_start(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    assert rig.install("1.1.0", None, "--no-restart").code == 0  # switched, then the power went
+    assert rig.trial() == {"version": "1.1.0", "previous": "1.0.0", "before": "", "starts": "0"}
+    rig.broken.append("1.1.0")
+
+    for start in (1, 2, 3):  # the boot, then systemd's Restart=on-failure
+        rig.systemctl("start", "appliance.service")
+        assert rig.trial() is not None and rig.trial()["starts"] == str(start)  # type: ignore[index]
+        assert rig.link("current") == "releases/1.1.0"
+    rig.systemctl("start", "appliance.service")
+
+    assert rig.link("current") == "releases/1.0.0" and rig.trial() is None
+    assert rig.state.joinpath("ActiveState").read_text().strip() == "active"  # the old release runs again
+    result = rig.update_result()
+    assert result["outcome"] == "rolled_back" and result["failed_step"] == "boot" and result["running"] == "1.0.0"
+    assert result["message"] == "1.1.0 did not start healthy in 3 starts; back on 1.0.0"
+    nothing = rig.commit()  # the boot unit finds nothing left to decide
+    assert nothing.code == 0 and "no release on trial" in nothing.stderr
+
+
+def test_a_release_left_on_trial_is_kept_at_boot_once_it_runs_healthy(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    assert rig.install("1.1.0", None, "--no-restart").code == 0
+    rig.systemctl("start", "appliance.service")  # the boot
+
+    kept = rig.commit()
+
+    assert kept.code == 0, kept.stderr
+    assert rig.trial() is None and rig.link("current") == "releases/1.1.0"
+    assert rig.update_result()["outcome"] == "committed"
+
+
+def test_a_release_left_on_trial_that_is_not_healthy_at_boot_goes_back(rig: DeviceRig) -> None:
+    assert rig.install("1.0.0").code == 0
+    assert rig.install("1.1.0", None, "--no-restart").code == 0
+    rig.broken.append("1.1.0")
+    rig.systemctl("start", "appliance.service")  # one failed start: boot-check has not gone back yet
+
+    back = rig.commit()
+
+    assert back.code == 1
+    assert rig.link("current") == "releases/1.0.0" and rig.trial() is None
+    result = rig.update_result()
+    assert result["outcome"] == "rolled_back" and result["failed_step"] == "commit"
+
+
 def test_rollback_goes_back_and_forward_again(rig: DeviceRig) -> None:
     assert rig.install("1.0.0").code == 0
     assert rig.install("1.1.0").code == 0
@@ -212,6 +263,6 @@ def test_every_script_is_shellcheck_clean() -> None:
     if shutil.which("shellcheck") is None:
         pytest.fail("shellcheck is not installed (scripts/setup --test installs it)")
     scripts = sorted(SCRIPTS.glob("*.sh"))
-    assert len(scripts) == 6
+    assert len(scripts) == 8
     done = subprocess.run(["shellcheck", "-x", *map(str, scripts), str(STAND_IN)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
