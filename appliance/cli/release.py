@@ -65,6 +65,8 @@ def _key_reference(value: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    # The config file alone, never the fleet-saved config in the state directory: the unprivileged
+    # appliance writes that, and it must not choose the keys the root installer trusts.
     try:
         _existing(args.release)
         references = [_key_reference(k) for k in args.key] or load_config(args.config).update.trusted_keys
