@@ -70,7 +70,13 @@ def _appliance_wheel(options: BuildOptions, scratch: Path) -> Path:
     if not (options.source / "pyproject.toml").is_file():
         raise ReleaseUsageError(f"{options.source} is not a checkout (no pyproject.toml)")
     built = scratch / "appliance"
-    _pip(["wheel", "--no-deps", "-q", "-w", str(built), str(options.source)])
+    leftover = options.source / "build"  # setuptools' scratch folder in the checkout: not ours to leave
+    existed = leftover.exists()
+    try:
+        _pip(["wheel", "--no-deps", "-q", "-w", str(built), str(options.source)])
+    finally:
+        if not existed:
+            shutil.rmtree(leftover, ignore_errors=True)
     wheels = sorted(built.glob("appliance-*.whl"))
     if len(wheels) != 1:
         raise ReleaseBuildError(f"pip wheel made {len(wheels)} appliance wheels, not one")
