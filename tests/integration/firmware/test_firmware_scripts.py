@@ -266,3 +266,18 @@ def test_every_script_is_shellcheck_clean() -> None:
     assert len(scripts) == 8
     done = subprocess.run(["shellcheck", "-x", *map(str, scripts), str(STAND_IN)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_a_request_may_only_name_a_release_the_appliance_fetched_into_the_update_folder(rig: DeviceRig) -> None:
+    update = rig.root / "var/lib/appliance/update"
+    outside = rig.kit.releases["1.0.0"]
+    (update / "incoming").mkdir()
+    (update / "incoming/link.tar").symlink_to(outside)
+    for release in (outside, update / "incoming/link.tar", update / "incoming/../../../../etc/x.tar"):
+        (update / "request").write_text(f"id=r1\nrelease={release}\nsha256={'0' * 64}\n")
+        run = rig.script("install-release.sh", "--request", str(update / "request"), *rig.install_options())
+        assert run.code == 2, run.stderr
+        result = json.loads((update / "result.json").read_text())
+        assert result["outcome"] == "failed" and result["request"] == "r1"
+        assert result["message"] == f"the requested release is not a file in {update}"
+    assert rig.link("current") is None and not (rig.app_dir / ".staging").exists()
