@@ -69,6 +69,8 @@ def _verify(args: argparse.Namespace) -> int:
     # appliance writes that, and it must not choose the keys the root installer trusts.
     try:
         _existing(args.release)
+        if args.extract_to is not None and args.extract_to.exists():
+            raise UsageError(f"{args.extract_to} exists: --extract-to makes a new folder")
         references = [_key_reference(k) for k in args.key] or load_config(args.config).update.trusted_keys
         keys = trusted_keys(references)
         verified = verify_release(args.release, keys, args.sha256)

@@ -56,3 +56,11 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 2 and json.loads(out)["code"] == "bad_usage"
     code, _, err = run(capsys, "release", "build", "--wheel", str(tmp_path / "missing.whl"), "--out", str(tmp_path))
     assert code == 2 and "no wheel at" in err
+
+
+def test_extract_to_an_existing_folder_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release = make_release(tmp_path, "1.1.0")
+    code, _, err = run(capsys, "release", "verify", str(release), "--extract-to", str(tmp_path))
+    assert code == 2 and err == f"appliance: error: {tmp_path} exists: --extract-to makes a new folder\n"
