@@ -302,6 +302,21 @@ class FleetConfig(_Section):
     )
 
 
+class UpdateConfig(_Section):
+    """Which releases this device installs (the `update` command, install-release.sh); never set over MQTT."""
+
+    trusted_keys: list[str] = Field(
+        default=[],
+        description="Ed25519 public keys a release must be signed by (one of them): base64, PEM, env:NAME or "
+        "file:PATH. Several while a key is rotated. None: no release is installed.",
+    )
+    installer: str = Field(
+        default="/opt/appliance/scripts/request-update.sh",
+        description="What the update command runs with the verified release: on a device the request to the "
+        "root unit; install-release.sh where the appliance may install itself.",
+    )
+
+
 class PrivacyConfig(_Section):
     publish_transcripts: bool = False
 
@@ -326,6 +341,7 @@ class AppConfig(_Section):
     privacy: PrivacyConfig = PrivacyConfig()
     fleet: FleetConfig = FleetConfig()
     state: StateConfig = StateConfig()
+    update: UpdateConfig = UpdateConfig()
 
 
 def load_config(

@@ -20,6 +20,7 @@ set_root() {
   RELEASES="$APP_DIR/releases"
   CURRENT="$APP_DIR/current"
   PREVIOUS="$APP_DIR/previous"
+  TRIAL_FILE="$APP_DIR/trial"
   INSTALLED_SCRIPTS="$APP_DIR/scripts"
   CONF_DIR="$ROOT/etc/appliance"
   CONFIG="$CONF_DIR/appliance.toml"
@@ -107,4 +108,38 @@ print(json.dumps({
 }))' >"$tmp"
   chmod 0644 "$tmp"
   mv -f "$tmp" "$file"
+}
+
+# A release on trial: switched to, not yet known good (install-release.sh writes it at the switch and
+# removes it once the release ran healthy; boot-check.sh counts its starts; commit-release.sh decides at
+# boot). Lines: version, previous (to go back to), before (what `previous` was), starts.
+write_trial() {
+  local tmp
+  tmp="$(mktemp "$APP_DIR/.trial.XXXXXX")"
+  printf 'version=%s\nprevious=%s\nbefore=%s\nstarts=%s\n' "$1" "$2" "$3" "$4" >"$tmp"
+  sync "$tmp" 2>/dev/null || true # counted starts must survive a power cut
+  mv -f "$tmp" "$TRIAL_FILE"
+}
+
+trial_field() {
+  sed -n "s/^$1=//p" "$TRIAL_FILE" 2>/dev/null | head -n 1
+}
+
+# Go back from the release on trial to the one before it (links only; the caller restarts or starts).
+trial_rollback() {
+  local previous before
+  previous="$(trial_field previous)" before="$(trial_field before)"
+  [ -n "$previous" ] && [ -x "$RELEASES/$previous/.venv/bin/appliance" ] || return 1
+  set_link "$CURRENT" "$previous"
+  set_link "$PREVIOUS" "$before"
+  rm -f "$TRIAL_FILE"
+}
+
+# One typed turn through the release's own agent, as `appliance console --text` runs it on the device's
+# config: the release can load its models and answer, not just start.
+self_test() {
+  local release=$1 reply
+  reply="$(printf 'Hello, are you there?\n' | APPLIANCE_MODELS__DIR="$release/models" \
+    with_service_env timeout 180 "$release/.venv/bin/appliance" console --text --config "$CONFIG" 2>/dev/null)" || return 1
+  [[ $reply =~ agent\>\ [^[:space:]] ]]
 }

@@ -127,7 +127,7 @@ install_units_and_scripts() {
   install -m 0644 "$SCRIPTS_DIR/README.md" "$INSTALLED_SCRIPTS/"
   "$SYSTEMCTL" daemon-reload
   if ((ENABLE)); then
-    "$SYSTEMCTL" enable appliance.service appliance-update.path
+    "$SYSTEMCTL" enable appliance.service appliance-update.path appliance-commit.service
   fi
 }
 

@@ -46,6 +46,7 @@ main() {
   [ -x "$RELEASES/$to/.venv/bin/appliance" ] || { log "release $to is not installed in $RELEASES"; exit 1; }
   set_link "$PREVIOUS" "$from"
   set_link "$CURRENT" "$to"
+  rm -f "$TRIAL_FILE" # going back by hand ends a release's trial
   log "current is now $to${from:+ (was $from)}"
   ((RESTART)) || exit 0
   "$SYSTEMCTL" restart "$UNIT" || { log "systemctl restart $UNIT failed"; exit 1; }

@@ -42,11 +42,16 @@ def as_cli_error(exc: BaseException) -> CliError | None:
     from appliance.models.manifest import ManifestError, UnknownModelError
     from appliance.providers.registry import ProviderConfigError
     from appliance.providers.secrets import SecretError
+    from appliance.release.errors import ReleaseBuildError, ReleaseRefused, ReleaseUsageError
 
     if isinstance(exc, CliError):
         return exc
     if isinstance(exc, (ConfigError, ProviderConfigError, UnknownAgentError, WavError, SecretError)):
         return UsageError(str(exc))
-    if isinstance(exc, (ModelStoreError, UnknownModelError, ManifestError)):
+    if isinstance(exc, ReleaseUsageError):
+        return UsageError(str(exc))
+    if isinstance(exc, ReleaseRefused):
+        return OperationalError(f"{exc.code.value}: {exc.message}")
+    if isinstance(exc, (ModelStoreError, UnknownModelError, ManifestError, ReleaseBuildError)):
         return OperationalError(str(exc))
     return None

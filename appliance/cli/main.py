@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "doctor": _doctor,
         "fleet": _fleet,
         "agents": _agents,
+        "release": _release,
     }
     try:
         return _run_async(handlers[args.command](args))
@@ -113,6 +114,12 @@ async def _fleet(args: argparse.Namespace) -> int:
     from appliance.cli.fleet import fleet_command
 
     return await fleet_command(args, _load_config(args))
+
+
+async def _release(args: argparse.Namespace) -> int:
+    from appliance.cli.release import release_command
+
+    return release_command(args)
 
 
 async def _config(args: argparse.Namespace) -> int:

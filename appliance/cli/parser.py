@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance import __version__
@@ -112,8 +113,44 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("name", metavar="NAME")
     cmd.add_argument("arguments", nargs="?", metavar="JSON")
 
+    _release_parser(commands, with_config)
+
     with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))
     doctor = with_config(commands.add_parser("doctor", help="is this box ready? engines, models, devices, network"))
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     doctor.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the broker and LiveKit")
     return parser
+
+
+def _release_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    add: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    """`appliance release ...`; `add` gives a parser -v and --config."""
+    release = add(commands.add_parser("release", help="signed releases: build, keygen, sign, verify"))
+    actions = release.add_subparsers(dest="release_command", required=True, metavar="ACTION")
+    build = add(actions.add_parser("build", help="a release of this checkout: wheels, lock, manifest, in one tar"))
+    build.add_argument("--out", type=Path, default=Path("dist"), help="folder for the release (default: dist)")
+    build.add_argument("--source", type=Path, default=Path("."), help="the checkout (default: .)")
+    build.add_argument("--wheel", type=Path, help="an appliance wheel built already, instead of building one")
+    build.add_argument("--extras", default="device,cloud,fleet", help="extras a device installs ('' for none)")
+    build.add_argument("--no-deps", action="store_true", help="only the appliance wheel, no dependencies")
+    build.add_argument(
+        "--wheels-from", type=Path, action="append", default=[], help="a folder of wheels to use first (repeatable)"
+    )
+    build.add_argument("--no-index", action="store_true", help="never ask the package index (with --wheels-from)")
+    keygen = add(actions.add_parser("keygen", help="a new Ed25519 key pair: FILE (0600) and FILE.pub"))
+    keygen.add_argument("--out", type=Path, required=True, help="the private key file (never overwritten)")
+    sign = add(actions.add_parser("sign", help="add a signature to a release"))
+    sign.add_argument("release", type=Path)
+    sign.add_argument("--key", type=Path, required=True, help="the private key file")
+    verify = add(actions.add_parser("verify", help="check hash and signature (default keys: [update] trusted_keys)"))
+    verify.add_argument("release", type=Path)
+    verify.add_argument(
+        "--key", action="append", default=[], help="a trusted public key: a .pub file, env:NAME, file:PATH or base64"
+    )
+    verify.add_argument("--sha256", help="the sha256 the release must have")
+    verify.add_argument("--running", help="the running version: an older release is refused (downgrade)")
+    verify.add_argument("--allow-downgrade", action="store_true", help="accept a release older than --running")
+    verify.add_argument("--extract-to", type=Path, help="after verifying, unpack the files into this new folder")
+    verify.add_argument("--json", action="store_true", help="one JSON object: ok, version or code and message")

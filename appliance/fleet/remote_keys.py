@@ -4,7 +4,8 @@ A `config.set` that could point a secret at a local file (`mqtt.password = "file
 broker at a host of the sender's choice, then ask for a `restart`, would send that file there. So
 secret references, hosts and paths are the device's own business: the keys below (and any value that
 is a secret reference, `env:` or `file:`) are refused unless the device's own config lists them in
-`[fleet] remote_keys`. `fleet` itself is never settable remotely.
+`[fleet] remote_keys`. `fleet` itself and `update` (the keys a
+release must be signed by) are never settable remotely.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PROTECTED = (
     "livekit.api_secret",
 )
 """Hosts, credentials and paths (prefixes of dotted keys): `providers` covers every base_url and api_key."""
-NEVER = ("fleet",)
+NEVER = ("fleet", "update")  # update: whoever may add a trusted key may install anything
 
 
 def dotted_keys(patch: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("transports",),
     ("calls",),
     ("engines.py", "app.py", "control.py"),
+    ("release",),
     ("system",),
     ("fleet",),
     ("bench",),

@@ -36,3 +36,8 @@ def test_the_devices_own_remote_keys_allow_them_and_the_fleet_section_never() ->
 def test_ordinary_settings_pass() -> None:
     patch = {"endpointing": {"min_silence_ms": 400}, "audio": {"volume": 30}, "agent": {"name": "chat"}}
     assert forbidden_keys(patch, []) == []
+
+
+def test_the_keys_a_release_must_be_signed_by_are_never_set_by_the_fleet() -> None:
+    patch = {"update": {"trusted_keys": ["bm90IGEga2V5"], "installer": "/tmp/x.sh"}}
+    assert forbidden_keys(patch, ["update"]) == ["update.trusted_keys", "update.installer"]

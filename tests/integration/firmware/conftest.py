@@ -10,14 +10,20 @@ import pytest
 
 from appliance.models.manifest import load_manifest
 from tests.integration.broker import Broker, mosquitto
-from tests.integration.firmware.rig import DeviceRig
+from tests.integration.firmware.releases import build_and_sign, keygen
+from tests.integration.firmware.rig import DeviceRig, ReleaseKit
 from tests.integration.firmware.wheel import build_wheel
 
 
 @pytest.fixture(scope="session")
-def release_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("wheels")
-    return {version: build_wheel(version, out) for version in ("1.0.0", "1.1.0")}
+def release_kit(tmp_path_factory: pytest.TempPathFactory) -> ReleaseKit:
+    """A trusted key, and releases 1.0.0 and 1.1.0 built with `appliance release build` and signed by it."""
+    base = tmp_path_factory.mktemp("releases")
+    key = base / "release.key"
+    public = keygen(key)
+    wheels = {version: build_wheel(version, base / "wheels") for version in ("1.0.0", "1.1.0")}
+    releases = {version: build_and_sign(wheel, base / "out", key) for version, wheel in wheels.items()}
+    return ReleaseKit(key, public, releases)
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +45,14 @@ def broker() -> Iterator[Broker]:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, release_wheels: dict[str, Path], default_models: Path) -> DeviceRig:
-    device = DeviceRig(tmp_path, release_wheels, default_models)
+def rig(tmp_path: Path, release_kit: ReleaseKit, default_models: Path) -> DeviceRig:
+    device = DeviceRig(tmp_path, release_kit, default_models)
     assert device.provision().code == 0
     return device
 
 
 @pytest.fixture
-def mqtt_rig(tmp_path: Path, release_wheels: dict[str, Path], default_models: Path, broker: Broker) -> DeviceRig:
-    device = DeviceRig(tmp_path, release_wheels, default_models, broker_port=broker.port)
+def mqtt_rig(tmp_path: Path, release_kit: ReleaseKit, default_models: Path, broker: Broker) -> DeviceRig:
+    device = DeviceRig(tmp_path, release_kit, default_models, broker_port=broker.port)
     assert device.provision().code == 0
     return device

@@ -1,8 +1,10 @@
 """A device under a temporary root for the firmware script tests: real scripts, real release venvs,
 real wheels, a real broker; only systemd is played by a stand-in (tests/integration/firmware/systemctl).
 
-Releases are cheap here: each venv sees the development venv's packages (`--site-packages`) and gets
-only the release's own wheel (`--no-deps`); models are hard links of the real store's default models.
+Releases are real signed releases (`appliance release build --no-deps`, `sign`) and cheap here: each
+venv sees the development venv's packages (`--site-packages`) and gets only the release's own wheel
+(`--no-deps`); models are hard links of the real store's default models. The config trusts the kit's
+key; the first install is verified by this checkout's `appliance`, later ones by the running release's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.integration.firmware.releases import verifier
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "firmware_scripts"
@@ -29,10 +33,18 @@ class Run:
     result: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class ReleaseKit:
+    key: Path
+    public_key: Path
+    releases: dict[str, Path]
+    """Signed release files by version."""
+
+
 @dataclass
 class DeviceRig:
     base: Path
-    wheels: dict[str, Path]
+    kit: ReleaseKit
     models: Path
     broker_port: int | None = None
     broken: list[str] = field(default_factory=list)
@@ -75,6 +87,7 @@ class DeviceRig:
 
     def config_text(self) -> str:
         text = '[audio]\ninput = "none"\noutput = "none"\n'
+        text += f'[update]\ntrusted_keys = ["file:{self.kit.public_key}"]\n'
         if self.broker_port is None:
             return text + "[mqtt]\nenabled = false\n"
         return text + f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {self.broker_port}\ndevice_id = "{DEVICE}"\n'
@@ -107,17 +120,38 @@ class DeviceRig:
     def install_options(self) -> list[str]:
         """What every install here needs besides version, wheel and result file: a cheap venv, short waits."""
         options = ["--no-deps", "--site-packages", sysconfig.get_path("purelib"), "--no-model-urls"]
-        options += ["--health-timeout", "15", "--settle", "0.3"]
+        options += ["--health-timeout", "15", "--settle", "0.3", "--commit-after", "0.3"]
         if self.broker_port is None:
             options.append("--no-mqtt")
         return options
 
-    def install(self, version: str, wheel: str | None = None, *extra: str) -> Run:
-        """install-release.sh for `version`, from the wheel built for `wheel` (default: the same version)."""
-        options = ["--version", version, "--wheel", str(self.wheels[wheel or version]), *self.install_options()]
+    def trial(self) -> dict[str, str] | None:
+        """The release on trial (install-release.sh's switch until its commit), as its fields."""
+        path = self.app_dir / "trial"
+        if not path.exists():
+            return None
+        return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+    def systemctl(self, *args: str) -> None:
+        """The stand-in systemctl, as systemd would run the unit (Restart=, a boot)."""
+        subprocess.run([str(STAND_IN), *args], env=self.env(), check=True, capture_output=True, timeout=60)
+
+    def commit(self, *extra: str) -> Run:
+        options = ["--health-timeout", "15", "--commit-after", "0.3"]
+        if self.broker_port is None:
+            options.append("--no-mqtt")
+        return self.script("commit-release.sh", *options, *extra)
+
+    def update_result(self) -> dict[str, Any]:
+        return dict(json.loads((self.root / "var/lib/appliance/update/result.json").read_text()))
+
+    def install(self, version: str, release: Path | None = None, *extra: str) -> Run:
+        """install-release.sh of the kit's signed release of `version` (or of the `release` file given)."""
+        source = release or self.kit.releases[version]
+        options = ["--release", str(source), *self.install_options()]
         options += ["--result-file", str(self.base / "result.json")]
         if self.link("current") is None:
-            options += ["--models-from", str(self.models)]
+            options += ["--models-from", str(self.models), "--verifier", str(verifier(self.base))]
         return self.script("install-release.sh", *options, *extra)
 
     def rollback(self, *extra: str) -> Run:

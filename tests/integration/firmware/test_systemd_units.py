@@ -11,7 +11,7 @@ from appliance.system.lifecycle import EXIT_HUNG, EXIT_RESTART
 from tests.integration.firmware.systemd_verify import exec_paths, verify
 
 UNITS_DIR = Path(__file__).resolve().parents[3] / "systemd"
-UNITS = ["appliance.service", "appliance-update.service", "appliance-update.path"]
+UNITS = ["appliance.service", "appliance-update.service", "appliance-update.path", "appliance-commit.service"]
 
 
 def lay_out(root: Path, extra: str = "") -> None:
@@ -75,6 +75,9 @@ def test_the_service_keeps_its_promises() -> None:
     # on-failure alone would leave a requested restart (a clean exit) stopped for good
     assert s["RestartForceExitStatus"] == [str(EXIT_RESTART)] and s["SuccessExitStatus"] == [str(EXIT_RESTART)]
     assert EXIT_HUNG not in (0, EXIT_RESTART)
+    # A release on trial that cannot start goes back before systemd gives up restarting it.
+    assert s["ExecStartPre"] == ["+/opt/appliance/scripts/boot-check.sh --max-starts 3"]
+    assert int(unit_settings()["StartLimitBurst"][0]) > 3
     unit = unit_settings()
     ordering = " ".join(unit.get("Wants", []) + unit.get("After", []) + unit.get("Requires", []))
     assert "network-online.target" not in ordering and "time-sync" not in ordering  # an offline box boots at once
