@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +30,8 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
             return _ls(await operator.devices(), args.json, console)
         if args.fleet_command == "decommission":
             return await _decommission(operator, args)
+        if args.fleet_command == "announce":
+            return await _announce(operator, args, config)
         devices = await operator.devices()
         expected = _expected(devices, args.target)
         if args.fleet_command == "get":
@@ -89,6 +92,26 @@ async def _get(operator: Operator, devices: list[dict[str, Any]], target: str) -
     retained = await operator.retained(filters, listen_s=min(1.0, operator.timeout_s))
     for device in targeted:
         print(json.dumps(desired_vs_reported(device, retained, prefix)))
+    return EXIT_OK
+
+
+async def _announce(operator: Operator, args: argparse.Namespace, config: AppConfig) -> int:
+    """Only a release the config's trusted keys verify is announced: what operators announce is what
+    devices will accept."""
+    from appliance.release.errors import ReleaseRefused
+    from appliance.release.keys import trusted_keys
+    from appliance.release.verify import verify_release
+
+    if not args.release.is_file():
+        raise UsageError(f"no release at {args.release}")
+    try:
+        verified = verify_release(args.release, trusted_keys(config.update.trusted_keys))
+    except ReleaseRefused as exc:
+        raise OperationalError(f"{exc.code.value}: {exc.message}; not announced") from None
+    announcement = {"version": verified.manifest.version, "release": args.url, "sha256": verified.sha256,
+                    "ts": time.time()}  # fmt: skip
+    topic = await operator.announce_release(announcement)
+    print(f"announced appliance {verified.manifest.version} on {topic} (sha256 {verified.sha256})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_set.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all")
     fleet_set.add_argument("assignments", nargs="+", metavar="key=value")
     fleet_set.add_argument("--version", type=int, help="the desired document's version (default: its own + 1)")
+    announce = _fleet_options(
+        with_config(fleet_cmd.add_parser("announce", help="make a signed release the newest (Home Assistant shows it)"))
+    )
+    announce.add_argument("release", type=Path, metavar="RELEASE", help="the signed release file")
+    announce.add_argument("--url", required=True, help="where devices fetch it (http(s) URL or absolute path)")
     decommission = _fleet_options(
         with_config(fleet_cmd.add_parser("decommission", help="clear every retained topic of a box"))
     )

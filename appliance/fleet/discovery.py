@@ -4,9 +4,10 @@ One device-based discovery message (`homeassistant/device/<id>/config`, retained
 entity: the state (an enum sensor), the agent select, the mute switch and the volume number read the
 retained `state` topic (a toggle shows at once and survives Home Assistant's restarts); the latency
 sensor reads telemetry; a restart button; an update entity with the installed release (from the
-status; which release is the newest comes with staged rollouts). A headless box has no microphone and speaker of its
-own: no mute, no volume. Availability follows the retained status topic. Commands from Home Assistant
-get a fresh id each (a template with the time), since a repeated id is not run twice.
+status) and the newest one (the retained release announcement, `appliance fleet announce`). A headless
+box has no microphone and speaker of its own: no mute, no volume. Availability follows the retained
+status topic. Commands from Home Assistant get a fresh id each (a template with the time), since a
+repeated id is not run twice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance import __version__
-from appliance.fleet.topics import Topics
+from appliance.fleet.topics import Topics, latest_release_topic
 
 FRESH_ID = '"id": "ha-{{ now().timestamp() }}"'
 
@@ -85,6 +86,8 @@ def discovery_payload(topics: Topics, agents: list[str], *, has_speaker: bool = 
             "Firmware",
             stat_t=topics.status,
             val_tpl="{{ value_json.version }}",
+            l_ver_t=latest_release_topic(topics.prefix),
+            l_ver_tpl="{{ value_json.version }}",
             ent_cat="diagnostic",
         ),
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.config import MqttConfig, deep_merge
+from appliance.fleet.topics import latest_release_topic
 from appliance.providers.secrets import resolve_secret
 
 
@@ -107,6 +108,18 @@ class Operator:
         document = {"version": version or old_version + 1, "patch": deep_merge(old_patch, patch)}
         replies = await self._publish_and_collect(target, topic, document, expect, retain=True)
         return document, replies
+
+    async def announce_release(self, announcement: dict[str, Any]) -> str:
+        """The newest release, retained where Home Assistant's update entities read it; returns the topic."""
+        import aiomqtt
+
+        topic = latest_release_topic(self.mqtt.topic_prefix)
+        try:
+            async with self._client() as client:
+                await client.publish(topic, json.dumps(announcement), qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            raise FleetError(f"cannot reach the broker {self.mqtt.host}:{self.mqtt.port}: {exc}") from None
+        return topic
 
     async def decommission(self, device_id: str) -> list[str]:
         """Clear every retained topic of a box (and its Home Assistant device); returns the topics cleared."""

@@ -44,3 +44,9 @@ class Topics:
     @staticmethod
     def command_name(topic: str) -> str:
         return topic.rsplit("/cmd/", 1)[1] if "/cmd/" in topic else ""
+
+
+def latest_release_topic(prefix: str) -> str:
+    """Retained, written by operators (`appliance fleet announce`): the newest signed release,
+    `{"version", "release", "sha256", "ts"}`; Home Assistant's update entity reads its version."""
+    return f"{prefix}/release/latest"

@@ -316,12 +316,14 @@ def test_home_assistant_commands_one_device_at_a_time_and_reads_what_its_entitie
     home_assistant.subscribe("appliance/#", "homeassistant/#")
     device.subscribe(f"appliance/{DEVICE}/cmd/+", f"appliance/group/{GROUP}/cmd/+", "appliance/all/cmd/+")
     device.subscribe(f"appliance/{DEVICE}/config/desired")
+    operator.publish("appliance/release/latest", retain=True)  # the update entity's newest release
+    device.publish("appliance/release/latest", retain=True)  # refused: only operators announce releases
     shown = [f"appliance/{DEVICE}/{name}" for name in ("status", "state", "telemetry", "events")]
     for topic in [*shown, f"homeassistant/device/{DEVICE}/config", f"appliance/{DEVICE}/config/reported"]:
         device.publish(topic)
     device.publish(f"appliance/replies/{uuid.uuid4()}")
     device.publish(f"appliance/{DEVICE}/events", end := marker())
-    assert home_assistant.until(end) == [*shown, f"homeassistant/device/{DEVICE}/config"]
+    assert home_assistant.until(end) == ["appliance/release/latest", *shown, f"homeassistant/device/{DEVICE}/config"]
 
     operator.subscribe("homeassistant/status")
     home_assistant.publish(f"appliance/{DEVICE}/cmd/mute", '{"on": true}')

@@ -77,3 +77,11 @@ def test_entity_classes_units_and_categories_are_the_ones_home_assistant_expects
     assert mute == {"id": "ha-1.5", "on": True} and volume == {"id": "ha-1.5", "level": 35}
     assert agent == {"id": "ha-1.5", "to": "agent:chef"}
     MuteArgs.model_validate(mute), VolumeArgs.model_validate(volume), HandoffArgs.model_validate(agent)
+
+
+def test_the_update_entity_reads_the_installed_release_and_the_announced_one() -> None:
+    firmware = discovery_payload(TOPICS, ["assistant"])["cmps"]["firmware"]
+    assert firmware["p"] == "update" and firmware["l_ver_t"] == "appliance/release/latest"
+    announced = {"version": "0.2.0", "release": "https://example.com/a.tar", "sha256": "ab" * 32, "ts": 1.0}
+    assert render(firmware["l_ver_tpl"], announced) == "0.2.0"
+    assert render(firmware["val_tpl"], {"state": "online", "version": "0.1.0"}) == "0.1.0"
