@@ -73,3 +73,8 @@ class RunContext(Generic[UserData]):
     async def say(self, text: str) -> None:
         """Speak a line now, before the tool returns (the same as `ctx.session.say`)."""
         await self.runtime.announce(text)
+
+    def disallow_interruptions(self) -> None:
+        """This turn's reply is heard whole: the user talking over it does not cut it (a confirmation
+        that must not be half-heard). Only for this turn."""
+        self.runtime.uninterruptible = True

@@ -60,6 +60,8 @@ class AgentRuntime:
         self.announcer: Announcer | None = None
         self.interrupter: Callable[[], bool] | None = None
         """Stops what the agent is saying (the voice session's); None in text mode."""
+        self.uninterruptible = False
+        """This turn's reply is heard whole: barge-in does not cut it (a tool asked, for this turn)."""
         self._tool_lines: asyncio.Queue[str] | None = None
         self.on_volume: Emitter[[int]] = Emitter("volume")
         """The voice session listens here to apply a volume a tool set (0-100)."""
@@ -95,6 +97,7 @@ class AgentRuntime:
         turn's end (held) must not set a timer the user then talks over.
         """
         agent = self.agent
+        self.uninterruptible = False
         message = UserMessage(user_text)
         try:
             # The agent may look at (and change) what the user said before anything answers it.

@@ -370,6 +370,7 @@ class VoiceSession:
             spoken = [p for i, p in enumerate(pieces) if i in active.pieces_started] if interrupted else pieces
             record.agent_text = " ".join(spoken)
         record.interrupted = interrupted
+        self.runtime.uninterruptible = False
         self.activation.reply_finished(self._now)
         if active.announcement:
             self._active = None
@@ -457,6 +458,8 @@ class VoiceSession:
     # ----- barge-in ----------------------------------------------------------------------
 
     def _watch_interruption(self, frame: Int16Array, start: float, end: float) -> None:
+        if self.runtime.uninterruptible:
+            return  # a tool said this reply must be heard whole (`ctx.disallow_interruptions()`)
         voiced = self._activity.state in (Activity.STARTING, Activity.SPEAKING)
         confirmed = self._activity.state is Activity.SPEAKING
         verdict = self._barge_in.update(frame, start, end, voiced, confirmed, list(self._preroll))

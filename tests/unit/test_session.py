@@ -367,3 +367,36 @@ def test_a_tool_that_speaks_while_it_works_is_heard_in_the_reply_without_waiting
     assert tts.texts == ["Let me check the shelves.", "Dune is on shelf three."]
     assert record.tool_calls == [{"name": "find_book", "arguments": {"title": "dune"}}]
     assert not record.error and "did not finish" not in record.agent_text
+
+
+def test_a_tool_that_disallows_interruptions_is_heard_whole_and_only_for_its_turn() -> None:
+    long_result = "Your order is placed. " + " ".join(["It arrives on Tuesday morning."] * 6)
+
+    class Shop(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="You take orders.", name="shop")
+
+        @function_tool(templates=["place the order"], say_result=True)
+        async def place_order(self, ctx: RunContext[None]) -> str:
+            """Place the order."""
+            ctx.disallow_interruptions()
+            return long_result
+
+    barge_at = LAST_VOICED + 1.0
+    audio = join(silence(0.5), speech(1.0), silence(1.0), speech(1.0), silence(12.0))
+
+    async def main() -> tuple[list[TurnRecord], AudioChunk, VoiceSession]:
+        stt = FakeSTT(lambda seconds: "Place the order." if seconds < 1.5 else "Wait a moment.")
+        session = VoiceSession(Providers(FakeVAD(), stt, FakeLLM(), FakeTTS()), Shop(), PlaybackQueue(ENGINE_RATE))
+        records: list[TurnRecord] = []
+        session.on_turn.connect(records.append)
+        result = await FileTransport(session).run(audio)
+        await session.aclose()
+        return records, result.output, session
+
+    records, output, session = run_virtual(main())
+    first = records[0]
+    assert first.interrupted is False and first.agent_text == long_result.strip()
+    block = output.samples[int((barge_at + 0.2) * ENGINE_RATE) : int((barge_at + 1.0) * ENGINE_RATE)]
+    assert np.any(np.abs(block.astype(np.int32)) > 1000)  # still speaking over the user
+    assert session.runtime.uninterruptible is False  # the next turn may be interrupted again
