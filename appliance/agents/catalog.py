@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.agents.agent import Agent
-from appliance.agents.registry import agent_factory, agent_sources, create_agent
+from appliance.agents.registry import agent_sources, create_agent, name_of
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def describe_agent(name: str, origin: str) -> AgentDescription:
     targets: list[str] = []
     for tool in agent.tools:
         for cls in _agent_classes(_return_hint(tool.fn)):
-            target = _registered_name(cls) or cls.__name__
+            target = name_of(cls) or cls.__name__
             if target not in targets:
                 targets.append(target)
     return AgentDescription(name, origin, tools, targets)
@@ -73,15 +73,3 @@ def _agent_classes(hint: Any) -> list[type[Agent]]:
     if isinstance(hint, type):
         return [hint] if issubclass(hint, Agent) and hint is not Agent else []
     return [cls for arg in typing.get_args(hint) for cls in _agent_classes(arg)]
-
-
-def _registered_name(cls: type[Agent]) -> str | None:
-    from appliance.agents.registry import agent_names
-
-    for name in agent_names():
-        try:
-            if agent_factory(name) is cls:
-                return name
-        except Exception:
-            continue
-    return None

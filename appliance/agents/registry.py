@@ -80,12 +80,8 @@ def create_agent(name: str) -> Agent:
     return agent
 
 
-def agent_factory(name: str) -> Callable[[], Agent]:
-    """The factory for a name: registered, an entry point or an import path (UnknownAgentError if none)."""
-    return _find(name)[0]
-
-
 def _find(name: str) -> tuple[Callable[[], Agent], str]:
+    """The factory for a name (registered, an entry point or an import path) and where it comes from."""
     _load_builtins()
     if name in _REGISTRY:
         return _REGISTRY[name], _ORIGINS[name]
@@ -112,6 +108,17 @@ def agent_sources() -> list[AgentSource]:
     return [
         AgentSource(name, _ORIGINS.get(name) or f"entry point {_distribution(entries[name])}") for name in agent_names()
     ]
+
+
+def name_of(cls: type[Agent]) -> str | None:
+    """The name an agent class is known by (registered, or an entry point naming it), without importing
+    any plugin to find out."""
+    _load_builtins()
+    for name, factory in _REGISTRY.items():
+        if factory is cls:
+            return name
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    return next((name for name, entry in _entry_points().items() if entry.value == target), None)
 
 
 def _import(name: str, target: str) -> Callable[[], Agent]:

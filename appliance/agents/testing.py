@@ -12,6 +12,7 @@ that failed marked, so the reason is readable in CI output.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
@@ -263,8 +264,7 @@ def mock_tools(agent: Agent | type[Agent], mocks: Mapping[str, Callable[..., Any
     if isinstance(agent, type):
         from appliance.agents.agent import _CLASS_MOCKS
 
-        known = {name for name, member in vars(agent).items() if is_tool(member)}
-        known |= {name for base in agent.__mro__[1:] for name, member in vars(base).items() if is_tool(member)}
+        known = {name for name, member in inspect.getmembers(agent, inspect.isfunction) if is_tool(member)}
         unknown = set(mocks) - known
         if unknown:
             raise KeyError(f"{agent.__name__} has no tool named {', '.join(sorted(unknown))}")

@@ -61,10 +61,14 @@ def desired_topics(topics: Topics) -> dict[str, str]:
 
 
 def merge_documents(documents: Mapping[str, DesiredDocument]) -> dict[str, Any]:
-    """The fleet's patch, then the group's, then the device's: the narrower scope wins."""
+    return merge_patches({scope: document.patch for scope, document in documents.items()})
+
+
+def merge_patches(patches: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Patches by scope: the fleet's, then the group's, then the device's; the narrower scope wins."""
     merged: dict[str, Any] = {}
-    for scope in sorted(documents, key=_breadth, reverse=True):
-        merged = deep_merge(merged, documents[scope].patch)
+    for scope in sorted(patches, key=_breadth, reverse=True):
+        merged = deep_merge(merged, patches[scope])
     return merged
 
 

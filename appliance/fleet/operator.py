@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.config import MqttConfig, deep_merge
-from appliance.fleet.topics import latest_release_topic
+from appliance.fleet.desired_state import desired_topics, merge_patches
+from appliance.fleet.remote_keys import dotted_keys
+from appliance.fleet.topics import Topics, latest_release_topic
 from appliance.providers.secrets import resolve_secret
 
 
@@ -214,20 +216,16 @@ def describe_age(ts: float | None) -> str:
 
 def desired_vs_reported(device: dict[str, Any], retained: dict[str, Any], prefix: str) -> dict[str, Any]:
     """What the operator asked of one device (its merged desired documents) against what it reports."""
-    device_id, group = str(device["id"]), str(device.get("group", ""))
-    scopes = {"all": f"{prefix}/all/config/desired", f"group:{group}": f"{prefix}/group/{group}/config/desired",
-              "device": f"{prefix}/{device_id}/config/desired"}  # fmt: skip
-    documents = {s: retained[t] for s, t in scopes.items() if isinstance(retained.get(t), dict)}
+    device_id = str(device["id"])
+    topics = desired_topics(Topics(prefix, device_id, str(device.get("group", ""))))
+    documents = {scope: retained[t] for t, scope in topics.items() if isinstance(retained.get(t), dict)}
     wanted = {s: int(d.get("version", 0)) for s, d in documents.items()}
-    merged: dict[str, Any] = {}
-    for scope in ("all", f"group:{group}", "device"):  # the narrower scope wins
-        if scope in documents and isinstance(documents[scope].get("patch"), dict):
-            merged = deep_merge(merged, documents[scope]["patch"])
+    merged = merge_patches({s: d["patch"] for s, d in documents.items() if isinstance(d.get("patch"), dict)})
     found = retained.get(f"{prefix}/{device_id}/config/reported")
     reported: dict[str, Any] = found if isinstance(found, dict) else {}
     applied: dict[str, Any] = reported["desired"] if isinstance(reported.get("desired"), dict) else {}
     config: dict[str, Any] = reported["config"] if isinstance(reported.get("config"), dict) else {}
-    differing = [key for key, value in _leaves(merged) if _lookup(config, key) != value]
+    differing = [key for key, value in dotted_keys(merged) if _lookup(config, key) != value]
     return {
         "device": device_id,
         "state": device.get("state", "-"),
@@ -238,14 +236,6 @@ def desired_vs_reported(device: dict[str, Any], retained: dict[str, Any], prefix
         "version": reported.get("version"),
         "config": config,
     }
-
-
-def _leaves(patch: dict[str, Any], parent: str = "") -> list[tuple[str, Any]]:
-    leaves: list[tuple[str, Any]] = []
-    for key, value in patch.items():
-        dotted = f"{parent}.{key}" if parent else key
-        leaves += _leaves(value, dotted) if isinstance(value, dict) else [(dotted, value)]
-    return leaves
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
