@@ -42,6 +42,7 @@ def session_options(config: AppConfig) -> SessionOptions:
         language=config.stt.language,
         activation=config.activation,
         history_chars=config.llm.context_tokens * HISTORY_CHARS_PER_TOKEN,
+        max_tool_steps=config.agent.max_tool_steps,
     )
 
 

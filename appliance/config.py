@@ -66,6 +66,12 @@ class AgentConfig(_Section):
         default=None,
         description="Folders where import paths are looked up too (default: the config file's folder).",
     )
+    max_tool_steps: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Rounds of tool calls an LLM with native tool calling (a cloud one) may make in one turn.",
+    )
 
 
 Policy = Literal["local-first", "cloud-first"]

@@ -32,7 +32,7 @@ class ChatContext:
         kept: list[ChatMessage] = []
         budget = max_chars - len(instructions)
         for message in reversed(self.messages):
-            budget -= len(message.content) + 16
+            budget -= len(message.content) + sum(len(c.name) + len(c.arguments) for c in message.tool_calls) + 16
             if budget < 0 and kept:
                 break
             kept.append(message)

@@ -74,6 +74,11 @@ class RunContext(Generic[UserData]):
         """Speak a line now, before the tool returns (the same as `ctx.session.say`)."""
         await self.runtime.announce(text)
 
+    async def wait_for_playout(self) -> None:
+        """Until what the agent has said so far in this turn has been heard (`await ctx.say(...)` then
+        this, before something the user should hear first happens). In text mode: at once."""
+        await self.runtime.wait_for_playout()
+
     def disallow_interruptions(self) -> None:
         """This turn's reply is heard whole: the user talking over it does not cut it (a confirmation
         that must not be half-heard). Only for this turn."""

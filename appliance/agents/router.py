@@ -147,11 +147,10 @@ class ToolRouter:
     async def route(self, text: str, tools: Sequence[FunctionTool], llm: LLM | None) -> ToolChoice | None:
         if not tools:
             return None
+        templated = self.by_template(text, tools)
+        if templated is not None:
+            return templated
         spoken = normalize(text)
-        for tool in tools:
-            arguments = match_templates(tool, spoken)
-            if arguments is not None:
-                return ToolChoice(tool, arguments, "template")
         scores = self.lexical_scores(spoken, tools)
         ranked = sorted((s, i) for i, s in enumerate(scores) if s >= self.min_score)[::-1]
         if not ranked:
@@ -170,6 +169,16 @@ class ToolRouter:
         tool = candidates[0]
         arguments = await fill_arguments(text, tool, llm)
         return ToolChoice(tool, arguments, routed_by)
+
+    @staticmethod
+    def by_template(text: str, tools: Sequence[FunctionTool]) -> ToolChoice | None:
+        """The tool whose sentence template the utterance is, with its arguments (no LLM asked)."""
+        spoken = normalize(text)
+        for tool in tools:
+            arguments = match_templates(tool, spoken)
+            if arguments is not None:
+                return ToolChoice(tool, arguments, "template")
+        return None
 
     @staticmethod
     def lexical_scores(spoken: str, tools: Sequence[FunctionTool]) -> list[float]:

@@ -24,7 +24,10 @@ from appliance.agents.events import (
     FunctionCallOutputEvent,
     RunEvent,
 )
+from appliance.agents.native_turn import NativeToolsFailed, native_turn
+from appliance.agents.repeats import without_repeats
 from appliance.agents.router import ArgumentError, ToolChoice, ToolRouter
+from appliance.agents.tool_result import ToolResult, TurnLog, speaks_for_itself
 from appliance.agents.tools import FunctionTool, ToolError
 from appliance.emitter import Emitter
 from appliance.providers.base import LLM, ChatMessage, LLMOptions
@@ -48,6 +51,7 @@ class AgentRuntime:
         userdata: Any = None,
         history_chars: int = 4000,
         router: ToolRouter | None = None,
+        max_tool_steps: int = 3,
     ) -> None:
         self.agent = agent
         self.llm = llm
@@ -63,6 +67,12 @@ class AgentRuntime:
         self.uninterruptible = False
         """This turn's reply is heard whole: barge-in does not cut it (a tool asked, for this turn)."""
         self._tool_lines: asyncio.Queue[str] | None = None
+        self.max_tool_steps = max_tool_steps
+        """Rounds of tool calls an LLM with native tool calling may make in one turn before it must answer."""
+        self.turn = TurnLog()
+        """The turn in progress: its tool calls and outputs, and what it has said so far."""
+        self.playout: Callable[[], Awaitable[None]] | None = None
+        """Waits until what the agent has said so far is heard (the voice session's); None in text mode."""
         self.on_volume: Emitter[[int]] = Emitter("volume")
         """The voice session listens here to apply a volume a tool set (0-100)."""
         agent.runtime = self
@@ -98,6 +108,7 @@ class AgentRuntime:
         """
         agent = self.agent
         self.uninterruptible = False
+        self.turn = TurnLog()
         message = UserMessage(user_text)
         try:
             # The agent may look at (and change) what the user said before anything answers it.
@@ -107,6 +118,14 @@ class AgentRuntime:
             return
         user_text = message.content
         self.emit(ChatMessageEvent("user", user_text))
+        # A sentence template is the developer saying what a sentence means: it needs no LLM, cloud or not.
+        if agent.tools and self.active_llm.native_tools and self.router.by_template(user_text, agent.tools) is None:
+            try:
+                async for piece in native_turn(self, user_text, before_side_effects):
+                    yield piece
+                return
+            except NativeToolsFailed as exc:
+                log.warning("native tool calling failed (%s); choosing tools locally", exc)
         try:
             choice = await self.router.route(user_text, agent.tools, self.active_llm)
         except ArgumentError as exc:
@@ -118,19 +137,22 @@ class AgentRuntime:
             return
         if before_side_effects is not None:
             await before_side_effects()
-        result = _ToolResult()
-        async for filler in self._call(choice, result):
-            yield filler
+        result = ToolResult()
+        call = self.turn.call(choice.tool.name, choice.arguments)
+        self.turn.record((call,))
+        async for line in self.call_tool(choice, result):
+            yield line
+        self.turn.output(call, result)
         if result.handoff is not None:
             await self.handoff(result.handoff)
-        if _speaks_for_itself(choice.tool, result):
+        if speaks_for_itself(choice.tool, result):
             self.emit(ChatMessageEvent("assistant", result.output))
             yield result.output
             return
         async for piece in self._talk(user_text, (choice, result)):
             yield piece
 
-    async def _talk(self, user_text: str, tool: tuple[ToolChoice, _ToolResult] | None) -> AsyncIterator[str]:
+    async def _talk(self, user_text: str, tool: tuple[ToolChoice, ToolResult] | None) -> AsyncIterator[str]:
         messages = [
             *self.chat.for_llm(self.agent.instructions, self.history_chars),
             ChatMessage("user", user_text),
@@ -138,21 +160,24 @@ class AgentRuntime:
         if tool is not None:
             choice, result = tool
             outcome = "failed: " if result.is_error else "returned: "
+            already = f' The user has already heard: "{" ".join(self.turn.said)}"' if self.turn.said else ""
             messages.append(
                 ChatMessage(
                     "system",
-                    f"The function {choice.tool.name} {outcome}{result.output} "
+                    f"The function {choice.tool.name} {outcome}{result.output}{already} "
                     "Answer the user's last message in one short sentence using that result.",
                 )
             )
+        pieces = self.active_llm.stream(messages, self.options)
         text = ""
-        async for piece in self.active_llm.stream(messages, self.options):
+        async for piece in without_repeats(pieces, self.turn.said) if self.turn.said else pieces:
             text += piece
             yield piece
         self.emit(ChatMessageEvent("assistant", text.strip()))
 
-    async def _call(self, choice: ToolChoice, result: _ToolResult) -> AsyncIterator[str]:
-        """Run the tool (with its timeout); yields a filler line if it is slow."""
+    async def call_tool(self, choice: ToolChoice, result: ToolResult) -> AsyncIterator[str]:
+        """Run the tool (with its timeout); yields what it says meanwhile, and its filler if it is slow
+        (once a turn: a second slow tool does not say it again)."""
         tool = choice.tool
         self.emit(FunctionCallEvent(tool.name, dict(choice.arguments), choice.routed_by))
         lines: asyncio.Queue[str] = asyncio.Queue()
@@ -161,7 +186,8 @@ class AgentRuntime:
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + tool.timeout_s
-            filler_at = loop.time() + tool.filler_after_s if tool.filler else None
+            filler = tool.filler if tool.filler and tool.filler not in self.turn.said else None
+            filler_at = loop.time() + tool.filler_after_s if filler else None
             said = False
             while not task.done():
                 wake = min(deadline, filler_at) if filler_at is not None else deadline
@@ -172,15 +198,17 @@ class AgentRuntime:
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 if line.done():
                     said = True
-                    yield f"{line.result()} "  # a sentence of its own: what follows is not glued to it
+                    yield self._said(line.result())
+                    lines.task_done()  # heard by the reply now (`wait_for_playout` counts on it)
                 else:
                     line.cancel()
-                if filler_at is not None and loop.time() >= filler_at and not task.done():
+                if filler is not None and filler_at is not None and loop.time() >= filler_at and not task.done():
                     filler_at = None
                     if not said:  # the tool spoke for itself: no filler on top
-                        yield f"{tool.filler} "
+                        yield self._said(filler)
             while not lines.empty():
-                yield f"{lines.get_nowait()} "
+                yield self._said(lines.get_nowait())
+                lines.task_done()
             result.accept(task.result())
         except TimeoutError:
             result.fail(f"{tool.name} did not finish within {tool.timeout_s:g} s")
@@ -196,6 +224,21 @@ class AgentRuntime:
                 with contextlib.suppress(BaseException):
                     await task
         self.emit(FunctionCallOutputEvent(tool.name, result.output, result.is_error))
+
+    def _said(self, line: str) -> str:
+        """A line said during a tool, as a sentence of its own (what follows is not glued to it, and
+        TTS takes it at once)."""
+        line = line.strip()
+        self.turn.said.append(line)
+        return f"{line} " if line[-1:] in ".!?" else f"{line}. "
+
+    async def wait_for_playout(self) -> None:
+        """Until what was said so far in this turn has been heard (in text mode: handed out)."""
+        lines = self._tool_lines
+        if lines is not None:
+            await lines.join()  # the tool's own lines are in the reply
+        if self.playout is not None:
+            await self.playout()
 
     async def _invoke(self, tool: FunctionTool, arguments: dict[str, Any]) -> Any:
         kwargs = dict(arguments)
@@ -220,8 +263,12 @@ class AgentRuntime:
         self.on_volume.emit(level)
 
     def commit(self, user_text: str, heard_reply: str) -> None:
-        """Add the exchange to the chat context (only what the user heard of the reply)."""
+        """Add the exchange to the chat context: what the user said, the tools this turn ran and what
+        they returned (the next turn knows what was done), and what the user heard of the reply."""
         self.chat.add("user", user_text)
+        for message in self.turn.history:
+            self.chat.messages.append(message)
+        self.turn = TurnLog()
         self.chat.add("assistant", heard_reply)
 
 
@@ -231,34 +278,3 @@ def _call_with_accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return fn(**kwargs)
     return fn(**{k: v for k, v in kwargs.items() if k in parameters})
-
-
-class _ToolResult:
-    def __init__(self) -> None:
-        self.output = ""
-        self.is_error = False
-        self.handoff: Agent | None = None
-
-    def accept(self, value: Any) -> None:
-        """A tool's return: a result, an Agent to hand over to, or the two as a pair in either order
-        (`(NewAgent(), "message")` as in LiveKit Agents, or `(result, NewAgent())`)."""
-        if isinstance(value, Agent):
-            self.handoff, value = value, f"Handing over to {value.name}."
-        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Agent):
-            value, self.handoff = value
-        elif isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Agent):
-            self.handoff, value = value
-        self.output = "done" if value is None else str(value)
-
-    def fail(self, message: str) -> None:
-        self.output = message
-        self.is_error = True
-
-
-def _speaks_for_itself(tool: FunctionTool, result: _ToolResult) -> bool:
-    if result.is_error or not result.output:
-        return False
-    if tool.say_result is not None:
-        return tool.say_result
-    text = result.output.strip()
-    return len(text) <= 300 and text[-1] in ".!?" and text[0].isupper()

@@ -29,6 +29,7 @@ class AgentSession:
         userdata: Any = None,
         models_dir: Path | str | None = None,
         options: LLMOptions | None = None,
+        max_tool_steps: int = 3,
     ) -> None:
         self._llm_spec = llm
         self._models_dir = Path(models_dir) if models_dir else None
@@ -38,6 +39,8 @@ class AgentSession:
         self.options = options or LLMOptions(max_tokens=64, temperature=0.0)
         """Greedy by default: a test must give the same answer on every run and every CPU (sampling at
         the device's 0.2, the same small model answered differently on two CPUs of one machine kind)."""
+        self.max_tool_steps = max_tool_steps
+        """Rounds of tool calls an LLM with native tool calling may make in one turn (LiveKit's name)."""
         self.runtime: AgentRuntime | None = None
         self.announcements: list[str] = []
 
@@ -62,7 +65,9 @@ class AgentSession:
         if self.llm is None:
             await self.__aenter__()
         assert self.llm is not None
-        self.runtime = AgentRuntime(agent, self.llm, self.options, userdata=self.userdata)
+        self.runtime = AgentRuntime(
+            agent, self.llm, self.options, userdata=self.userdata, max_tool_steps=self.max_tool_steps
+        )
         self.runtime.announcer = self._announce
         await self.runtime.start()
 

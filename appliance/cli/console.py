@@ -29,7 +29,7 @@ async def console_command(args: argparse.Namespace, config: AppConfig) -> int:
     engines.check()
     llm = engines.llm()  # the whole chain, fallback and cloud included
     options = session_options(config)
-    conversation = TextConversation(llm, agent, options.llm, options.history_chars)
+    conversation = TextConversation(llm, agent, options.llm, options.history_chars, options.max_tool_steps)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"talking to '{agent.name}' ({llm.descriptor}); an empty line or Ctrl-D ends", file=sys.stderr)

@@ -19,13 +19,50 @@ from appliance.audio.frames import AudioChunk, Int16Array
 from appliance.config import LlmConfig
 from appliance.emitter import Emitter
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function the LLM asked for: an id (its output answers to it), a name, JSON arguments as text."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function as an LLM's native tool calling is told about it (OpenAI's `tools`)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Role "assistant": the functions it called (its `content` may then be empty)."""
+    tool_call_id: str = ""
+    """Role "tool": the call this message is the output of."""
+
+
+def plain_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+    """Messages for an engine that has no tool turns (a local chat template): each tool call and its
+    output become one system note in place, so the model still knows what was done and what came of it."""
+    calls = {c.call_id: c for m in messages for c in m.tool_calls}
+    plain: list[dict[str, str]] = []
+    for message in messages:
+        if message.role == "tool":
+            call = calls.get(message.tool_call_id)
+            done = f"{call.name} with {call.arguments}" if call else "a function"
+            plain.append({"role": "system", "content": f"You called {done}; it returned: {message.content}"})
+        elif message.content or not message.tool_calls:
+            plain.append({"role": message.role, "content": message.content})
+    return plain
 
 
 @dataclass(frozen=True)
@@ -112,6 +149,11 @@ class STT(Provider, ABC):
         """`prompt`: words likely to be said (a wake phrase), to bias recognition toward them."""
 
 
+ToolChoiceMode = str
+"""How the model may use the tools it is given: "auto" (its choice), "none" (words only), "required"
+(some call), or the name of the one function it must call."""
+
+
 class LLM(Provider, ABC):
     """Streaming chat completion: yields text pieces as the model produces them.
 
@@ -119,8 +161,25 @@ class LLM(Provider, ABC):
     promptly; implementations check a cancel flag between tokens.
     """
 
+    @property
+    def native_tools(self) -> bool:
+        """Takes tool definitions and answers with tool calls itself (a cloud API). Engines without it
+        (a 135M local model) get their tools chosen by the router (`agents/router.py`) instead."""
+        return False
+
     @abstractmethod
     def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]: ...
+
+    def stream_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        options: LLMOptions,
+        tool_choice: ToolChoiceMode = "auto",
+    ) -> AsyncIterator[str | ToolCall]:
+        """Text pieces as they come, then the tool calls the model made (each one whole, after the
+        completion finished: a call cut half-way is never handed out). Only if `native_tools`."""
+        raise NotImplementedError(f"{self.descriptor} has no native tool calling")
 
     async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
         """One of `options`. Local engines constrain decoding to them; this default asks and matches."""

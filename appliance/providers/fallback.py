@@ -30,6 +30,9 @@ from appliance.providers.base import (
     ChatMessage,
     LLMOptions,
     Provider,
+    ToolCall,
+    ToolChoiceMode,
+    ToolSpec,
     Transcript,
 )
 from appliance.providers.connectivity import Connectivity
@@ -187,10 +190,14 @@ class _Fallback(Provider, Generic[P]):
             if not child.is_cloud:
                 await child.provider.warm_up()
 
-    async def _stream(self, open_stream: Callable[[P], AsyncIterator[T]]) -> AsyncIterator[T]:
-        """Items from the first child that produces one in time; never switches after that."""
+    async def _stream(
+        self, open_stream: Callable[[P], AsyncIterator[T]], usable: Callable[[P], bool] = lambda _p: True
+    ) -> AsyncIterator[T]:
+        """Items from the first (`usable`) child that produces one in time; never switches after that."""
         failures: list[ProviderFailure] = []
         for child in self._order():
+            if not usable(child.provider):
+                continue
             items = open_stream(child.provider)
             started = False
             try:
@@ -251,6 +258,26 @@ class FallbackLLM(_Fallback[LLM], LLM):
     async def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]:
         async for piece in self._stream(lambda llm: llm.stream(messages, options)):
             yield piece
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the child that would answer now calls tools itself (a cloud LLM while it answers)."""
+        order = self._order()
+        return bool(order) and order[0].provider.native_tools
+
+    async def stream_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        options: LLMOptions,
+        tool_choice: ToolChoiceMode = "auto",
+    ) -> AsyncIterator[str | ToolCall]:
+        """Only children with native tool calling are tried; when none answers, the failure tells the
+        caller to choose tools itself (the router) with the children that remain."""
+        stream = self._stream(lambda llm: llm.stream_with_tools(messages, tools, options, tool_choice),
+                              usable=lambda llm: llm.native_tools)  # fmt: skip
+        async for item in stream:
+            yield item
 
     async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
         return await self._answer(lambda llm: llm.choose(messages, options), self.fallback_options.deadline_s * 2)

@@ -14,7 +14,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from appliance.audio.frames import AudioChunk, Int16Array
-from appliance.providers.base import LLM, STT, TTS, AvailabilityChanged, ChatMessage, LLMOptions, Provider, Transcript
+from appliance.providers.base import (
+    LLM,
+    STT,
+    TTS,
+    AvailabilityChanged,
+    ChatMessage,
+    LLMOptions,
+    Provider,
+    ToolCall,
+    ToolChoiceMode,
+    ToolSpec,
+    Transcript,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +145,24 @@ class SwappableLLM(_Swappable[LLM], LLM):
         try:
             async for piece in engine.stream(messages, options):
                 yield piece
+        finally:
+            self._engines.release(engine)
+
+    @property
+    def native_tools(self) -> bool:
+        return self.engine.native_tools
+
+    async def stream_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolSpec],
+        options: LLMOptions,
+        tool_choice: ToolChoiceMode = "auto",
+    ) -> AsyncIterator[str | ToolCall]:
+        engine = self._engines.acquire()
+        try:
+            async for item in engine.stream_with_tools(messages, tools, options, tool_choice):
+                yield item
         finally:
             self._engines.release(engine)
 

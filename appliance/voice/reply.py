@@ -47,6 +47,15 @@ TextSource = Callable[["Reply"], AsyncIterator[str]]
 """Makes the reply's text stream (the agent runtime's `respond`, or a fixed line)."""
 
 
+def fixed_text(text: str) -> TextSource:
+    """A reply that is one given line (an announcement)."""
+
+    async def line(_reply: Reply) -> AsyncIterator[str]:
+        yield text
+
+    return line
+
+
 class Reply:
     def __init__(
         self,
@@ -68,6 +77,10 @@ class Reply:
         if not held:
             self._gate.set()
         self.metrics = ReplyMetrics()
+        self.pieces_queued = 0
+        """Sentence pieces of text handed to TTS so far."""
+        self.pieces_played = 0
+        """Of those, the pieces whose audio has all gone to the output (or that had none)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -129,15 +142,19 @@ class Reply:
                 return
             self.metrics.llm_ttft = _now() - started
             for piece in chunker.push(first):
-                pieces.put_nowait(piece)
+                self._queue(pieces, piece)
             async for token in tokens:
                 for piece in chunker.push(token):
-                    pieces.put_nowait(piece)
+                    self._queue(pieces, piece)
             for piece in chunker.flush():
-                pieces.put_nowait(piece)
+                self._queue(pieces, piece)
         finally:
             pieces.put_nowait(None)
             await _aclose(tokens)
+
+    def _queue(self, pieces: asyncio.Queue[str | None], piece: str) -> None:
+        self.pieces_queued += 1
+        pieces.put_nowait(piece)
 
     async def _speak(self, pieces: asyncio.Queue[str | None]) -> None:
         index = 0
@@ -159,6 +176,7 @@ class Reply:
                     self._play(chunk, index)
             finally:
                 await _aclose(audio)
+                self.pieces_played += 1
             index += 1
 
 

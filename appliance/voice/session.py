@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from appliance.voice.agent_voice import AgentVoice
 from appliance.voice.announcements import Announcements
 from appliance.voice.barge_in import BargeInJudge, Verdict
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
-from appliance.voice.reply import Reply, ReplyTimeout
+from appliance.voice.reply import Reply, ReplyTimeout, fixed_text
 from appliance.voice.state import SessionOptions, SessionState
 from appliance.voice.turn_record import TurnRecord
 from appliance.voice.turn_state import ActiveTurn, Providers, Speculation
@@ -61,11 +62,18 @@ class VoiceSession:
         """This conversation's own VAD state (the model is shared; the state follows one stream)."""
         self.output = output
         self.options = options or SessionOptions()
-        self.runtime = AgentRuntime(agent, providers.llm, self.options.llm, history_chars=self.options.history_chars)
+        self.runtime = AgentRuntime(
+            agent,
+            providers.llm,
+            self.options.llm,
+            history_chars=self.options.history_chars,
+            max_tool_steps=self.options.max_tool_steps,
+        )
         self.runtime.on_event.connect(self._on_agent_event)
         self.runtime.on_volume.connect(self._set_volume)
         self.runtime.announcer = self.say
         self.runtime.interrupter = self.stop_speaking
+        self.runtime.playout = self.wait_for_playout
         for provider in (providers.stt, providers.llm, providers.tts):
             provider.on_availability.connect(self._on_availability)
         self.output.listener = self
@@ -207,10 +215,8 @@ class VoiceSession:
             admission = self.activation.admit(heard, self._now)
             if admission.woke:
                 self.output.play(chime(), utterance=0)
-            if admission.text:
-                self.activation.accepted(self._now)
-            elif admission.woke:
-                self.activation.accepted(self._now)  # just the wake phrase: listen for the request
+            if admission.text or admission.woke:
+                self.activation.accepted(self._now)  # a request, or just the wake phrase: listen for it
             if not admission.text:
                 self._abandon(active)  # no words, a stop phrase, or no wake phrase
                 return
@@ -226,14 +232,8 @@ class VoiceSession:
             active.reply.release()
             await active.reply.wait()
             metrics = active.reply.metrics
-            if metrics.llm_ttft is not None:
-                record.set_latency("llm_ttft", metrics.llm_ttft)
-            if metrics.tts_ttfb is not None:
-                record.set_latency("tts_ttfb", metrics.tts_ttfb)
-            active.generated = True
-            self._poke()
-            if not self.output.has_audio_for(active.utterance):
-                self._finish(active)
+            record.set_latencies(llm_ttft=metrics.llm_ttft, tts_ttfb=metrics.tts_ttfb)
+            self._generated(active)
         except asyncio.CancelledError:
             raise
         except (ReplyTimeout, TimeoutError) as exc:
@@ -257,10 +257,7 @@ class VoiceSession:
                     self._play(active, chunk, 0)
         except Exception as exc:
             log.warning("turn %d: could not say %r: %s", active.record.turn, text, exc)
-        active.generated = True
-        self._poke()
-        if not self.output.has_audio_for(active.utterance):
-            self._finish(active)
+        self._generated(active)
 
     async def _final_transcript(self, active: ActiveTurn) -> str:
         speculation = active.speculation
@@ -301,6 +298,7 @@ class VoiceSession:
         if options.activation.mode is not self.modes.chosen:
             self.set_activation_mode(options.activation.mode)
         self.runtime.options = options.llm
+        self.runtime.max_tool_steps = options.max_tool_steps
 
     def stop_speaking(self) -> bool:
         """Silence the agent now (a stop command); True if it was saying something."""
@@ -309,6 +307,20 @@ class VoiceSession:
         self._stop_reply()
         self._set_state(SessionState.LISTENING)
         return True
+
+    async def wait_for_playout(self) -> None:
+        """Until the reply's text so far has been spoken and heard (a tool's `ctx.wait_for_playout()`)."""
+        active = self._active
+        reply = active.reply if active is not None else None
+        if active is None or reply is None:
+            return
+        target = reply.pieces_queued
+        await self._until(
+            lambda: (
+                self._active is not active
+                or (reply.pieces_played >= target and not self.output.has_audio_for(active.utterance))
+            )
+        )
 
     async def finish_sentence(self, limit_s: float = 10.0) -> None:
         """For a clean stop: hear nothing more, let the sentence being spoken end, then stop the reply.
@@ -354,6 +366,13 @@ class VoiceSession:
         self.output.play(chunk, active.utterance, piece)
         self._poke()
 
+    def _generated(self, active: ActiveTurn) -> None:
+        """All of the turn's audio is made; the turn ends once it has played (or now, if there is none)."""
+        active.generated = True
+        self._poke()
+        if not self.output.has_audio_for(active.utterance):
+            self._finish(active)
+
     def _abandon(self, active: ActiveTurn) -> None:
         """A turn with no words (a noise VAD took for speech): no reply, no record."""
         self._turns -= 1
@@ -390,19 +409,12 @@ class VoiceSession:
 
         It behaves like a reply: it can be interrupted, and a stop phrase silences it.
         """
-        while not self.idle:
-            self._changed.clear()
-            await self._changed.wait()
+        await self._until(lambda: self.idle)
         self._utterances += 1
         record = TurnRecord(turn=0, agent=self.agent.name, providers=self.providers.descriptors())
         active = ActiveTurn(record, [], self._now, self._utterances, None, announcement=True)
 
-        async def line(_reply: Reply) -> AsyncIterator[str]:
-            yield text
-
-        reply = Reply(
-            line, self.providers.tts, play=lambda c, p: self._play(active, c, p), timeouts=self.options.timeouts
-        )
+        reply = Reply(fixed_text(text), self.providers.tts, partial(self._play, active), self.options.timeouts)
         active.reply = reply
         self._active = active
         self._set_state(SessionState.THINKING)
@@ -411,10 +423,7 @@ class VoiceSession:
             await reply.wait()
         except Exception as exc:
             log.warning("could not say %r: %s", text, exc)
-        active.generated = True
-        self._poke()
-        if not self.output.has_audio_for(active.utterance):
-            self._finish(active)
+        self._generated(active)
 
     # ----- activation: push-to-talk and mode changes ------------------------------------------
 
@@ -517,8 +526,10 @@ class VoiceSession:
 
     def on_drained(self, utterance: int, at: float) -> None:
         active = self._active
-        if active is not None and active.utterance == utterance and active.generated:
-            self._finish(active)
+        if active is not None and active.utterance == utterance:
+            self._poke()  # a tool waiting for its words to be heard (`wait_for_playout`)
+            if active.generated:
+                self._finish(active)
 
     # ----- state, readiness, shutdown ------------------------------------------------------
 
@@ -565,7 +576,11 @@ class VoiceSession:
         return active is None or active.generated or self.output.queued_samples >= 2 * 512
 
     async def wait_ready(self) -> None:
-        while not self.ready_for_input():
+        await self._until(self.ready_for_input)
+
+    async def _until(self, condition: Callable[[], bool]) -> None:
+        """Wait for a condition on the session, checked each time something in it changes."""
+        while not condition():
             self._changed.clear()
             await self._changed.wait()
 

@@ -11,6 +11,7 @@ from enum import Enum
 
 from appliance.config import (
     ActivationConfig,
+    AgentConfig,
     EndpointingConfig,
     InterruptionConfig,
     LlmConfig,
@@ -45,3 +46,4 @@ class SessionOptions:
     language: str | None = field(default_factory=lambda: SttConfig().language)
     activation: ActivationConfig = field(default_factory=ActivationConfig)
     history_chars: int = field(default_factory=lambda: LlmConfig().context_tokens * HISTORY_CHARS_PER_TOKEN)
+    max_tool_steps: int = field(default_factory=lambda: AgentConfig().max_tool_steps)

@@ -14,8 +14,10 @@ from appliance.voice.turn_record import TurnRecord
 
 
 class TextConversation:
-    def __init__(self, llm: LLM, agent: Agent, options: LLMOptions, history_chars: int = 4000) -> None:
-        self.runtime = AgentRuntime(agent, llm, options, history_chars=history_chars)
+    def __init__(
+        self, llm: LLM, agent: Agent, options: LLMOptions, history_chars: int = 4000, max_tool_steps: int = 3
+    ) -> None:
+        self.runtime = AgentRuntime(agent, llm, options, history_chars=history_chars, max_tool_steps=max_tool_steps)
         self.runtime.on_event.connect(self._on_event)
         self.announcements: asyncio.Queue[str] = asyncio.Queue()
         self.runtime.announcer = self._announce

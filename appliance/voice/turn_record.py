@@ -44,6 +44,12 @@ class TurnRecord:
     def set_latency(self, name: str, seconds: float) -> None:
         self.latency_ms[name] = max(0, round(seconds * 1000))
 
+    def set_latencies(self, **seconds: float | None) -> None:
+        """Several at once; the ones not measured (None) are left out."""
+        for name, value in seconds.items():
+            if value is not None:
+                self.set_latency(name, value)
+
     def latency_summary(self) -> str:
         """One line a person reads: 'voice-to-voice 759 ms (end of turn 320, stt 384, ...)'."""
         ms = self.latency_ms

@@ -3,6 +3,10 @@
 Modes: ok, status:<code> (with Retry-After on 429), hang (accept, never answer), slow:<seconds>
 (first byte late), cut (a stream that stops half-way), malformed (200 with garbage), and
 `stop()` for a network that disappears (connections refused from then on).
+
+Chat completions can be scripted one request at a time (`script`): a text answer, or tool calls
+streamed in small pieces as OpenAI sends them, each possibly cut half-way. `bodies` keeps every
+chat request as sent, so a test can see the tools, the tool choice and the history.
 Written for the tests with the standard library, so every failure is exactly the one asked for.
 """
 
@@ -13,8 +17,20 @@ import contextlib
 import json
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+
+@dataclass
+class Completion:
+    """One scripted chat answer: `text`, then `tool_calls` ((name, arguments JSON) pairs); `cut`
+    drops the connection half-way through it (in the middle of the first call's arguments)."""
+
+    text: str = ""
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    cut: bool = False
 
 
 class FaultServer:
@@ -22,6 +38,10 @@ class FaultServer:
         self.mode = "ok"
         self.reply = "Hello from the cloud."
         self.requests: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
+        """Every chat completion request's JSON body, in order."""
+        self.script: list[Completion] = []
+        """Answers for the next chat requests, one each, in order; when empty, `reply` (and `mode`)."""
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -109,7 +129,12 @@ class FaultServer:
             await writer.drain()
             return
         if path.endswith("/chat/completions"):
-            await self._chat(writer, cut=mode == "cut")
+            with contextlib.suppress(ValueError):
+                self.bodies.append(json.loads(body))
+            if self.script:
+                await self._scripted(writer, self.script.pop(0))
+            else:
+                await self._chat(writer, cut=mode == "cut")
         elif path.endswith("/audio/transcriptions"):
             payload = json.dumps({"text": self.reply}).encode()
             writer.write(
@@ -152,6 +177,33 @@ class FaultServer:
         }
         writer.write(f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode())
 
+    async def _scripted(self, writer: asyncio.StreamWriter, answer: Completion) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+        deltas: list[dict[str, Any]] = [{"content": word} for word in answer.text.split(" ") if answer.text]
+        deltas = [{"content": (" " if i else "") + d["content"]} for i, d in enumerate(deltas)]
+        cut_at = None
+        for index, (name, arguments) in enumerate(answer.tool_calls):
+            deltas.append({"tool_calls": [{"index": index, "id": f"call_{index}_{name}", "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]})  # fmt: skip
+            for start in range(0, len(arguments), 4):
+                if cut_at is None and start > 0:
+                    cut_at = len(deltas)
+                deltas.append(
+                    {"tool_calls": [{"index": index, "function": {"arguments": arguments[start : start + 4]}}]}
+                )
+        if answer.cut and cut_at is None:
+            cut_at = len(deltas) // 2
+        for position, delta in enumerate(deltas):
+            if answer.cut and position == cut_at:
+                await writer.drain()
+                writer.transport.abort()  # the connection dies in the middle of the answer
+                return
+            writer.write(f"data: {json.dumps(_chunk(delta, None))}\n\n".encode())
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        finish = "tool_calls" if answer.tool_calls else "stop"
+        writer.write(f"data: {json.dumps(_chunk({}, finish))}\n\ndata: [DONE]\n\n".encode())
+
     async def _speech(self, writer: asyncio.StreamWriter, cut: bool) -> None:
         t = np.arange(24_000) / 24_000
         pcm = (8000 * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
@@ -163,3 +215,13 @@ class FaultServer:
             writer.transport.abort()
             return
         writer.write(pcm[half:])
+
+
+def _chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    return {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }

@@ -115,7 +115,10 @@ def test_a_tool_returning_an_agent_hands_over_with_the_chat_context() -> None:
     second.expect.next_event().is_message(role="assistant")
     chef_request = llm.requests[-1]
     assert chef_request[0].content.startswith("You are a friendly chef")
-    assert [m.role for m in chef_request] == ["system", "user", "assistant", "user"]  # history carried over
+    # The history carried over, with the tool call and its output: the chef knows how it got here.
+    assert [m.role for m in chef_request] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    call, output = chef_request[2], chef_request[3]
+    assert [c.name for c in call.tool_calls] == ["to_chef"] and output.tool_call_id == call.tool_calls[0].call_id
 
 
 def test_a_result_and_agent_pair_hands_over_and_says_the_result() -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance.providers.base import LLM, ChatMessage, LLMOptions
+from appliance.providers.base import LLM, ChatMessage, LLMOptions, plain_messages
 from appliance.providers.workers import EngineWorker
 
 
@@ -49,7 +49,7 @@ class LlamaCppLLM(LLM):
         throttled = False
         before = self._prompt_evals()
         chunks: Any = self._llama.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+            messages=plain_messages(messages),  # type: ignore[arg-type]
             stream=True,
             max_tokens=options.max_tokens,
             temperature=options.temperature,
@@ -76,7 +76,7 @@ class LlamaCppLLM(LLM):
     def _constrained(self, messages: Sequence[ChatMessage], grammar: Any, max_tokens: int) -> str:
         self._set_threads(self._threads)
         result: Any = self._llama.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+            messages=plain_messages(messages),  # type: ignore[arg-type]
             grammar=grammar,
             max_tokens=max_tokens,
             temperature=0.0,
