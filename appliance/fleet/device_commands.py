@@ -193,10 +193,14 @@ class DeviceCommands:
             return await self._call(lambda calls: calls.handoff_to_local())
         if not args.to.startswith("agent:"):
             raise CommandError("bad_request", "to must be 'agent:<name>', 'room' or 'local'")
-        self._nameable_from_afar(args.to[len("agent:") :])
+        wanted = args.to[len("agent:") :]
+        self._nameable_from_afar(wanted)
+        known = agent_names()
+        if wanted not in known:  # the registry's own message offers import paths, which the fleet refuses
+            raise CommandError("unknown_agent", f"unknown agent {wanted!r} (known: {', '.join(known)})")
         try:
-            name = await self._conversation().set_agent(args.to[len("agent:") :])
-        except UnknownAgentError as exc:
+            name = await self._conversation().set_agent(wanted)
+        except UnknownAgentError as exc:  # installed, but it does not load (its import or constructor failed)
             raise CommandError("bad_request", str(exc)) from None
         return {"agent": name}
 

@@ -25,3 +25,19 @@ async def test_a_flood_of_says_is_bounded_and_answered_busy_never_failed() -> No
     assert again["ok"] and again["result"]["ahead"] == 0  # stop dropped what was waiting
     await box.calls.aclose()
     await box.primary.aclose()
+
+
+async def test_a_handoff_to_an_agent_nobody_installed_names_it_and_the_known_ones_and_changes_nothing() -> None:
+    box = Box(with_device=True)
+    router = DeviceCommands(load_config(environ={}), Control(box.primary, calls=box.calls), lambda: None).router()
+    before = box.primary.agent.name
+    reply = await router.handle("handoff", b'{"id": "h1", "to": "agent:nobody"}')
+    assert reply["ok"] is False and reply["error"]["code"] == "unknown_agent", reply
+    message = reply["error"]["message"]
+    assert message.startswith("unknown agent 'nobody' (known: ") and "assistant, chat, chef" in message
+    assert "import path" not in message and "\n" not in message  # the fleet may not name import paths
+    assert box.primary.agent.name == before
+    moved = await router.handle("handoff", b'{"id": "h2", "to": "agent:chef"}')
+    assert moved["ok"] and moved["result"] == {"agent": "chef"} and box.primary.agent.name == "chef", moved
+    await box.calls.aclose()
+    await box.primary.aclose()
