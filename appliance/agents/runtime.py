@@ -183,6 +183,7 @@ class AgentRuntime:
         lines: asyncio.Queue[str] = asyncio.Queue()
         self._tool_lines = lines  # what the tool says meanwhile (`ctx.session.say`) goes into this reply
         task = asyncio.ensure_future(self._invoke(tool, choice.arguments))
+        line: asyncio.Future[str] | None = None
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + tool.timeout_s
@@ -219,6 +220,8 @@ class AgentRuntime:
             result.fail(f"{type(exc).__name__}: {exc}")
         finally:
             self._tool_lines = None
+            if line is not None:
+                line.cancel()  # the reply was cut while the tool worked: stop waiting for its words
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):

@@ -65,6 +65,14 @@ class HotKitchen(Kitchen):
         return "180 degrees"
 
 
+class SlowKitchen(Kitchen):
+    @function_tool(say_result=False, filler="One moment.", filler_after_s=0.2)
+    async def weigh(self, item: str) -> str:
+        """Weigh something on the kitchen scale."""
+        await asyncio.sleep(0.6)
+        return f"The {item} weighs 200 grams."
+
+
 def cloud(fault: FaultServer) -> OpenAILLM:
     return OpenAILLM(Endpoint("fault", fault.base_url, "sk-test"), "m", "fault/m")
 
@@ -141,6 +149,15 @@ def test_a_result_said_as_it_is_ends_the_turn_without_asking_the_model_again(fau
     fault.script = [Completion(tool_calls=[("start_oven", "{}")])]
     (result,) = converse(cloud(fault), Kitchen(), "Get the oven going")
     assert result.text == "The oven is on." and len(fault.bodies) == 1
+
+
+def test_two_slow_calls_in_one_turn_say_the_filler_once(fault: FaultServer) -> None:
+    fault.script = [
+        Completion(tool_calls=[("weigh", '{"item": "flour"}'), ("weigh", '{"item": "sugar"}')]),
+        Completion(text="One moment. Both weigh 200 grams."),  # the model restates the filler: not said again
+    ]
+    (result,) = converse(cloud(fault), SlowKitchen(), "How heavy are the flour and the sugar?")
+    assert result.text.count("One moment.") == 1 and result.text.endswith("Both weigh 200 grams."), result.text
 
 
 def test_bad_calls_from_the_model_run_nothing_and_are_told_back(fault: FaultServer) -> None:

@@ -89,6 +89,14 @@ class Librarian(Agent):
         await ctx.session.say("Let me check the shelves.")
         return f"{title.capitalize()} is on shelf three."
 
+    @function_tool(templates=["check the returns"])
+    async def check_returns(self, ctx: RunContext[None]) -> str:
+        """Look through the returned books."""
+        await ctx.say("Looking through the returns")
+        await ctx.wait_for_playout()  # text mode: the line is out as soon as the reply took it
+        self.heard.append("after playout")
+        return "Nothing came back today."
+
 
 def test_a_tool_speaks_through_its_session_before_its_result_and_hooks_see_the_turn_first() -> None:
     agent = Librarian()
@@ -101,6 +109,14 @@ def test_a_tool_speaks_through_its_session_before_its_result_and_hooks_see_the_t
     ignored.expect.no_more_events()  # StopResponse: heard, not answered
     assert ignored.text == "" and agent.heard == ["find the bok dune", "psst, not you"]
     assert session.agent.session.interrupt() is False  # text mode: nothing to interrupt
+
+
+def test_wait_for_playout_in_text_mode_returns_once_the_line_is_in_the_reply() -> None:
+    agent = Librarian()
+    (result,), _ = converse(agent, "check the returns")
+    # The line became a sentence of its own (a full stop added), before the result.
+    assert result.text == "Looking through the returns. Nothing came back today."
+    assert agent.heard[-1] == "after playout"
 
 
 def test_generate_reply_speaks_with_extra_instructions_and_goes_into_the_history() -> None:
