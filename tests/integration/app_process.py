@@ -12,7 +12,15 @@ from pathlib import Path
 from tests.integration.pulse_rig import PulseRig
 
 launched: list[subprocess.Popen[bytes]] = []
-"""Every process started, so a failed test's fixture can kill what the test left running."""
+"""Every process started, so what a failed test left running is killed after it (`kill_leftovers`)."""
+
+
+def kill_leftovers() -> None:
+    while launched:
+        proc = launched.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 class Appliance:

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 
 from appliance.models.manifest import load_manifest
 from appliance.models.store import ModelStore
+from tests.integration.app_process import kill_leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -58,3 +59,10 @@ def cli(models_dir: Path, tmp_path: Path) -> Cli:
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_appliances() -> Iterator[None]:
+    """A test that fails half-way does not leave its appliance processes running into the next one."""
+    yield
+    kill_leftovers()

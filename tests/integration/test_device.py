@@ -11,7 +11,7 @@ import pytest
 
 from appliance.audio.wav import read_wav
 from tests.fakes import silence
-from tests.integration.app_process import Appliance, launched
+from tests.integration.app_process import Appliance
 from tests.integration.conftest import DATA
 from tests.integration.pulse_rig import PulseRig, pulse_rig
 from tests.integration.speech_check import overlap, transcribe
@@ -21,16 +21,6 @@ from tests.integration.speech_check import overlap, transcribe
 def rig() -> Iterator[PulseRig]:
     with pulse_rig() as rig:
         yield rig
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_appliances() -> Iterator[None]:
-    yield
-    while launched:
-        proc = launched.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_the_device_transport_hears_a_question_and_answers_on_the_speaker(rig: PulseRig, models_dir: Path) -> None:

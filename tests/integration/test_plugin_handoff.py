@@ -10,30 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from appliance.audio.wav import read_wav
 from tests.fakes import silence
-from tests.integration.app_process import Appliance, launched
+from tests.integration.app_process import Appliance
 from tests.integration.broker import Broker, collect, mosquitto, rr
 from tests.integration.conftest import DATA
 from tests.integration.livekit_rig import DEVICE_IDENTITY, mqtt_env
 from tests.integration.pulse_rig import PulseRig, pulse_rig
 from tests.integration.test_fleet import fleet
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_appliances() -> Iterator[None]:
-    yield
-    while launched:
-        proc = launched.pop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def spoken_turn(rig: PulseRig, app: Appliance, question: str, number: int) -> dict[str, Any]:
