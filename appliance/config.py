@@ -198,6 +198,13 @@ class FallbackConfig(_Section):
     tts_first_audio_s: float = Field(default=3.0, gt=0)
     probe_initial_s: float = Field(default=5.0, gt=0)
     probe_max_s: float = Field(default=120.0, gt=0)
+    llm_race_s: float = Field(
+        default=0.8,
+        ge=0,
+        le=30,
+        description="A cloud LLM with no first token after this long (or after twice its usual time, if "
+        "sooner) is raced by the next LLM of the chain; the first to answer is heard. 0: no racing.",
+    )
 
 
 class ProviderEndpoint(_Section):

@@ -17,7 +17,7 @@ from appliance.agents.events import RunEvent
 from appliance.app import make_agent, session_options
 from appliance.calls.manager import CallManager
 from appliance.config import AppConfig
-from appliance.providers.base import AvailabilityChanged
+from appliance.providers.base import ProviderEvent
 from appliance.voice.activation import ActivationMode
 from appliance.voice.activation_modes import ModeOverride
 from appliance.voice.announcements import SayQueueFull as SayQueueFull  # the fleet answers it `busy`
@@ -119,7 +119,7 @@ class Control:
     def on_agent_event(self, listener: Callable[[RunEvent], None]) -> None:
         self.session.runtime.on_event.connect(listener)
 
-    def on_availability(self, listener: Callable[[AvailabilityChanged], None]) -> None:
+    def on_availability(self, listener: Callable[[ProviderEvent], None]) -> None:
         providers = self.session.providers
         for provider in (providers.stt, providers.llm, providers.tts):
             provider.on_availability.connect(listener)

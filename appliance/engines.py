@@ -74,7 +74,14 @@ class Engines:
             context_tokens=cfg.llm.context_tokens,
             policy={"stt": cfg.stt.policy, "llm": cfg.llm.policy, "tts": cfg.tts.policy}[stage],
             connectivity=self.connectivity,
-            fallback={stage: FallbackOptions(deadline, fb.probe_initial_s, fb.probe_max_s)},
+            fallback={
+                stage: FallbackOptions(
+                    deadline,
+                    fb.probe_initial_s,
+                    fb.probe_max_s,
+                    hedge_after_s=(fb.llm_race_s or None) if stage == "llm" else None,
+                )
+            },
         )
 
     def vad(self) -> VAD:

@@ -418,6 +418,8 @@ def _coerce(value: Any, schema: dict[str, Any], name: str) -> Any:
                 return option
         raise ArgumentError(f"{name} must be one of {options}, not {value!r}")
     try:
+        if kind in ("integer", "number") and isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value) if kind == "integer" else float(value)  # a number already (JSON from an LLM)
         if kind == "integer":
             return int(float(normalize(str(value)))) if not isinstance(value, bool) else int(value)
         if kind == "number":

@@ -24,10 +24,9 @@ from appliance.agents.events import (
     FunctionCallOutputEvent,
     RunEvent,
 )
-from appliance.agents.native_turn import NativeToolsFailed, native_turn
-from appliance.agents.repeats import without_repeats
 from appliance.agents.router import ArgumentError, ToolChoice, ToolRouter
-from appliance.agents.tool_result import ToolResult, TurnLog, speaks_for_itself
+from appliance.agents.tool_result import ToolResult, TurnLog
+from appliance.agents.tool_turn import tool_turn
 from appliance.agents.tools import FunctionTool, ToolError
 from appliance.emitter import Emitter
 from appliance.providers.base import LLM, ChatMessage, LLMOptions
@@ -118,59 +117,18 @@ class AgentRuntime:
             return
         user_text = message.content
         self.emit(ChatMessageEvent("user", user_text))
-        # A sentence template is the developer saying what a sentence means: it needs no LLM, cloud or not.
-        if agent.tools and self.active_llm.native_tools and self.router.by_template(user_text, agent.tools) is None:
-            try:
-                async for piece in native_turn(self, user_text, before_side_effects):
-                    yield piece
-                return
-            except NativeToolsFailed as exc:
-                log.warning("native tool calling failed (%s); choosing tools locally", exc)
-        try:
-            choice = await self.router.route(user_text, agent.tools, self.active_llm)
-        except ArgumentError as exc:
-            log.info("no tool: %s", exc)
-            choice = None
-        if choice is None:
-            async for piece in self._talk(user_text, None):
+        if agent.tools:
+            async for piece in tool_turn(self, user_text, before_side_effects):
                 yield piece
             return
-        if before_side_effects is not None:
-            await before_side_effects()
-        result = ToolResult()
-        call = self.turn.call(choice.tool.name, choice.arguments)
-        self.turn.record((call,))
-        async for line in self.call_tool(choice, result):
-            yield line
-        self.turn.output(call, result)
-        if result.handoff is not None:
-            await self.handoff(result.handoff)
-        if speaks_for_itself(choice.tool, result):
-            self.emit(ChatMessageEvent("assistant", result.output))
-            yield result.output
-            return
-        async for piece in self._talk(user_text, (choice, result)):
+        async for piece in self._talk(user_text):
             yield piece
 
-    async def _talk(self, user_text: str, tool: tuple[ToolChoice, ToolResult] | None) -> AsyncIterator[str]:
-        messages = [
-            *self.chat.for_llm(self.agent.instructions, self.history_chars),
-            ChatMessage("user", user_text),
-        ]
-        if tool is not None:
-            choice, result = tool
-            outcome = "failed: " if result.is_error else "returned: "
-            already = f' The user has already heard: "{" ".join(self.turn.said)}"' if self.turn.said else ""
-            messages.append(
-                ChatMessage(
-                    "system",
-                    f"The function {choice.tool.name} {outcome}{result.output}{already} "
-                    "Answer the user's last message in one short sentence using that result.",
-                )
-            )
-        pieces = self.active_llm.stream(messages, self.options)
+    async def _talk(self, user_text: str) -> AsyncIterator[str]:
+        """An agent without tools: the LLM answers."""
+        messages = [*self.chat.for_llm(self.agent.instructions, self.history_chars), ChatMessage("user", user_text)]
         text = ""
-        async for piece in without_repeats(pieces, self.turn.said) if self.turn.said else pieces:
+        async for piece in self.active_llm.stream(messages, self.options):
             text += piece
             yield piece
         self.emit(ChatMessageEvent("assistant", text.strip()))

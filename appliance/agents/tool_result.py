@@ -51,12 +51,14 @@ class TurnLog:
 
     history: list[ChatMessage] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+    """The calls whose tool failed (by call id)."""
     calls: int = 0
 
-    def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
-        """A call the router made, named like an LLM's, so the history has one shape either way."""
+    def call(self, name: str, arguments: dict[str, Any], routed_by: str) -> ToolCall:
+        """A call the router or a template made, named like an LLM's, so the history has one shape."""
         self.calls += 1
-        return ToolCall(f"call_{self.calls}", name, json.dumps(arguments))
+        return ToolCall(f"call_{self.calls}", name, json.dumps(arguments), routed_by)
 
     def record(self, calls: tuple[ToolCall, ...], text: str = "") -> ChatMessage:
         message = ChatMessage("assistant", text.strip(), tool_calls=calls)
@@ -66,4 +68,6 @@ class TurnLog:
     def output(self, call: ToolCall, result: ToolResult) -> ChatMessage:
         message = ChatMessage("tool", result.output, tool_call_id=call.call_id)
         self.history.append(message)
+        if result.is_error:
+            self.failed.add(call.call_id)
         return message

@@ -50,13 +50,13 @@ async def _turns(config: AppConfig, question: Path, count: int, forget: bool = F
     return records
 
 
-def _with_cloud(config: AppConfig, base_url: str) -> AppConfig:
+def _with_cloud(config: AppConfig, base_url: str, fallback: FallbackConfig | None = None) -> AppConfig:
     llm = config.llm.model_copy(update={"provider": ["openai/bench-cloud", *config.llm.provider]})
     return config.model_copy(
         update={
             "llm": LlmConfig.model_validate(llm.model_dump()),
             "providers": {**config.providers, "openai": ProviderEndpoint(base_url=base_url, api_key="unused")},
-            "fallback": FallbackConfig(llm_first_token_s=DEADLINE_S, probe_initial_s=600.0),
+            "fallback": fallback or FallbackConfig(llm_first_token_s=DEADLINE_S, probe_initial_s=600.0, llm_race_s=0),
         }
     )
 
@@ -74,10 +74,15 @@ async def fallback_costs_ms(config: AppConfig, question: Path, trials: int = 2) 
 
     hung = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = hung.sockets[0].getsockname()[1]
+    hung_url = f"http://127.0.0.1:{port}/v1"
     try:
         # Between turns the adapter forgets the failure, so every turn meets the dead cloud.
-        records = await _turns(_with_cloud(config, f"http://127.0.0.1:{port}/v1"), question, trials, forget=True)
+        records = await _turns(_with_cloud(config, hung_url), question, trials, forget=True)
         dead_cloud = _v2v(records)
+        # cloud-first at the shipped deadlines: the hung cloud is raced by the local LLM (`llm_race_s`).
+        shipped = FallbackConfig(probe_initial_s=600.0)
+        raced_records = await _turns(_with_cloud(config, hung_url, shipped), question, trials, forget=True)
+        raced = _v2v(raced_records)
     finally:
         hung.close()
         with contextlib.suppress(Exception):
@@ -91,6 +96,13 @@ async def fallback_costs_ms(config: AppConfig, question: Path, trials: int = 2) 
         "first_token_deadline_s": DEADLINE_S,
         "local_only_v2v_ms": round(baseline),
         "dead_cloud_extra_ms": [round(v - baseline) for v in dead_cloud],
+        "hung_cloud_raced": {
+            "first_token_deadline_s": shipped.llm_first_token_s,
+            "race_after_s": shipped.llm_race_s,
+            "v2v_ms": [round(v) for v in raced],
+            "extra_ms": [round(v - baseline) for v in raced],
+            "won_by": [race["winner"] for r in raced_records for race in r.raced],
+        },
         "known_offline_extra_ms": [round(v - baseline) for v in known_offline],
         "providers_used": sorted({r.providers.get("llm", "") for r in offline}),
     }

@@ -61,6 +61,12 @@ def _print(result: dict[str, Any]) -> None:
             f"{fb['dead_cloud_extra_ms']} ms, a known-offline one {fb['known_offline_extra_ms']} ms "
             f"over {fb['local_only_v2v_ms']} ms voice-to-voice"
         )
+        raced = fb["hung_cloud_raced"]
+        print(
+            f"a cloud that never answers, raced after {raced['race_after_s']:g} s "
+            f"({raced['first_token_deadline_s']:g} s deadline): voice-to-voice {raced['v2v_ms']} ms, "
+            f"{raced['extra_ms']} ms over local alone; answered by {sorted(set(raced['won_by'])) or 'nobody raced'}"
+        )
     if "wake_phrase" in listening:
         wake = listening["wake_phrase"]
         print(

@@ -4,6 +4,7 @@ shape and the schema is read in one place.
     {"type": "turn", ...turn record}          a finished turn (transcripts only if privacy allows)
     {"type": "handoff", "from", "to"}         the agent changed
     {"type": "provider", "stage", "provider", "available", "reason"}   a provider went down or came back
+    {"type": "race", "stage", "late", "winner", "raced_after_ms"}   a late provider was raced by the next
     {"type": "call", "event", "room", ...}    something happened in a LiveKit room
     {"type": "error", "source", "message"[, "code"]}   a part of the device failed (it keeps running)
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.calls.events import CallEvent
-from appliance.providers.base import AvailabilityChanged
+from appliance.providers.base import ProviderEvent, RaceWon
 from appliance.voice.turn_record import TurnRecord
 
 Event = dict[str, Any]
@@ -31,7 +32,9 @@ def handoff_event(old_agent: str, new_agent: str) -> Event:
     return {"type": "handoff", "from": old_agent, "to": new_agent}
 
 
-def provider_event(change: AvailabilityChanged) -> Event:
+def provider_event(change: ProviderEvent) -> Event:
+    if isinstance(change, RaceWon):
+        return {"type": "race", **change.to_json()}
     return {"type": "provider", **change.to_json()}
 
 

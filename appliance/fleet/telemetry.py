@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ class Telemetry:
         self.started = time.monotonic()
         self._cpu = (time.monotonic(), time.process_time())
         self._latencies: deque[int] = deque(maxlen=window)
+        self._race_winners: Counter[str] = Counter()
+        """Turns where a late provider was raced, by who answered first (since start)."""
         if control is not None:
             control.on_turn(self.turn_ended)
 
@@ -34,6 +36,8 @@ class Telemetry:
         value = record.latency_ms.get("voice_to_voice")
         if value is not None:
             self._latencies.append(value)
+        for race in record.raced:
+            self._race_winners[race["winner"]] += 1
 
     def snapshot(self) -> dict[str, Any]:
         wall, cpu = time.monotonic(), time.process_time()
@@ -53,6 +57,8 @@ class Telemetry:
                 "turns": len(latencies),
             },
         }
+        if self._race_winners:
+            data["races_won"] = dict(self._race_winners)
         if self.calls is not None:
             data["calls"] = self.calls()
         if conversation is not None and conversation.state != "headless":

@@ -11,7 +11,7 @@ import copy
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +29,8 @@ class ToolCall:
     call_id: str
     name: str
     arguments: str
+    routed_by: str = "native"
+    """Who chose it: "native" (the LLM's own tool calling), or the router's "template", "lexical", "llm"."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,28 @@ class AvailabilityChanged:
         return {"stage": self.stage, "provider": self.provider, "available": self.available, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class RaceWon:
+    """A provider was late and the next one was started beside it (a hedge); `winner` spoke first."""
+
+    stage: str
+    late: str
+    winner: str
+    after_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "late": self.late,
+            "winner": self.winner,
+            "raced_after_ms": round(self.after_s * 1000),
+        }
+
+
+ProviderEvent = AvailabilityChanged | RaceWon
+"""What an adapter tells the session about its children during a request."""
+
+
 class Provider:
     """What every provider has: a descriptor it was made from, and a way to free its engine."""
 
@@ -108,9 +132,9 @@ class Provider:
     """Reached over the network (the fallback skips it while offline; warm-up leaves it alone)."""
 
     @property
-    def on_availability(self) -> Emitter[[AvailabilityChanged]]:
-        """Children of an adapter going down or coming back; a single provider never emits."""
-        emitter: Emitter[[AvailabilityChanged]] | None = self.__dict__.get("_on_availability")
+    def on_availability(self) -> Emitter[[ProviderEvent]]:
+        """Children of an adapter going down or coming back, or raced when late; a single provider never emits."""
+        emitter: Emitter[[ProviderEvent]] | None = self.__dict__.get("_on_availability")
         if emitter is None:
             emitter = self.__dict__["_on_availability"] = Emitter("availability")
         return emitter
@@ -149,6 +173,9 @@ class STT(Provider, ABC):
         """`prompt`: words likely to be said (a wake phrase), to bias recognition toward them."""
 
 
+Router = Callable[["LLM"], AsyncIterator["str | ToolCall"]]
+"""Chooses tools for an LLM that cannot (a step of a tool turn, the same shape as a native one)."""
+
 ToolChoiceMode = str
 """How the model may use the tools it is given: "auto" (its choice), "none" (words only), "required"
 (some call), or the name of the one function it must call."""
@@ -176,10 +203,14 @@ class LLM(Provider, ABC):
         tools: Sequence[ToolSpec],
         options: LLMOptions,
         tool_choice: ToolChoiceMode = "auto",
+        route: Router | None = None,
     ) -> AsyncIterator[str | ToolCall]:
         """Text pieces as they come, then the tool calls the model made (each one whole, after the
-        completion finished: a call cut half-way is never handed out). Only if `native_tools`."""
-        raise NotImplementedError(f"{self.descriptor} has no native tool calling")
+        completion finished: a call cut half-way is never handed out). An LLM without `native_tools`
+        has `route` choose for it (the agents' router), or cannot take tools at all."""
+        if route is None:
+            raise NotImplementedError(f"{self.descriptor} has no native tool calling")
+        return route(self)
 
     async def choose(self, messages: Sequence[ChatMessage], options: Sequence[str]) -> str:
         """One of `options`. Local engines constrain decoding to them; this default asks and matches."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -30,6 +31,8 @@ from appliance.providers.base import (
     ChatMessage,
     LLMOptions,
     Provider,
+    RaceWon,
+    Router,
     ToolCall,
     ToolChoiceMode,
     ToolSpec,
@@ -37,6 +40,7 @@ from appliance.providers.base import (
 )
 from appliance.providers.connectivity import Connectivity
 from appliance.providers.errors import ErrorCategory, ProviderFailure, category_of_exception
+from appliance.providers.hedge import hedge_delay, race
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,9 @@ class FallbackOptions:
     probe_initial_s: float = 5.0
     probe_max_s: float = 120.0
     permanent_probe_s: float = 300.0
+    hedge_after_s: float | None = None
+    """Race a late child with the next one after at most this long (sooner if it is usually quicker);
+    None: no racing, the next child starts only once the first has failed or missed its deadline."""
 
 
 class _Child(Generic[P]):
@@ -60,6 +67,8 @@ class _Child(Generic[P]):
         self.available = True
         self.category: ErrorCategory | None = None
         self.probe: asyncio.Task[None] | None = None
+        self.first_output_s: deque[float] = deque(maxlen=20)
+        """Its recent times to a first output: what "late" means for it."""
 
     @property
     def is_cloud(self) -> bool:
@@ -174,53 +183,75 @@ class _Fallback(Provider, Generic[P]):
         summary = "; ".join(str(f) for f in failures)
         return ProviderFailure(self.stage, last.category, f"every provider failed: {summary}")
 
-    async def _first(self, child: _Child[P], stream: AsyncIterator[T]) -> T | None:
-        try:
-            async with asyncio.timeout(self.fallback_options.deadline_s):
-                return await anext(stream, None)
-        except TimeoutError:
-            raise ProviderFailure(
-                child.provider.descriptor,
-                ErrorCategory.TIMEOUT,
-                f"timeout: nothing within {self.fallback_options.deadline_s:g} s",
-            ) from None
-
     async def warm_up(self) -> None:
         for child in self._children:
             if not child.is_cloud:
                 await child.provider.warm_up()
 
     async def _stream(
-        self, open_stream: Callable[[P], AsyncIterator[T]], usable: Callable[[P], bool] = lambda _p: True
+        self,
+        open_stream: Callable[[P], AsyncIterator[T]],
+        usable: Callable[[P], bool] = lambda _p: True,
+        deadline_s: float | None = None,
     ) -> AsyncIterator[T]:
-        """Items from the first (`usable`) child that produces one in time; never switches after that."""
+        """Items from the first (`usable`) child that produces one in time; never switches after that.
+
+        With hedging on, a child that is late (against its own recent first outputs) is raced by the
+        next one, and whichever gives its first item first is the one heard; the other is stopped.
+        """
+        opts = self.fallback_options
+        deadline = deadline_s if deadline_s is not None else opts.deadline_s
         failures: list[ProviderFailure] = []
-        for child in self._order():
-            if not usable(child.provider):
+        queue = [c for c in self._order() if usable(c.provider)]
+        while queue:
+            child = queue.pop(0)
+            partner = queue[0] if queue and opts.hedge_after_s and (child.is_cloud or queue[0].is_cloud) else None
+            hedge_after = hedge_delay(child.first_output_s, opts.hedge_after_s or 0) if partner else None
+            outcome = await race(
+                open_stream(child.provider),
+                deadline,
+                hedge_after,
+                (lambda p=partner: open_stream(p.provider)) if partner is not None else None,  # type: ignore[misc]
+            )
+            entrants = [child] if outcome.hedged_after_s is None else [child, queue.pop(0)]
+            for index, error in outcome.errors.items():
+                failures.append(self._failed(entrants[index], self._timeout_or(entrants[index], error, deadline)))
+            if outcome.winner is None or outcome.stream is None:
                 continue
-            items = open_stream(child.provider)
-            started = False
+            winner = entrants[outcome.winner]
+            winner.first_output_s.append(outcome.first_after_s)
+            self._succeeded(winner)
+            if outcome.hedged_after_s is not None:
+                self._raced(child, winner, outcome.hedged_after_s)
+            items = outcome.stream
             try:
-                first = await self._first(child, items)
-                self._succeeded(child)
-                if first is None:
+                if outcome.first is None:
                     return
-                started = True
-                yield first
+                yield outcome.first
                 async for item in items:
                     yield item
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                failure = self._failed(child, exc)
-                if started:
-                    return  # already out: end here rather than say it twice
-                failures.append(failure)
+                self._failed(winner, exc)
+                return  # already out: end here rather than say it twice
             finally:
                 with contextlib.suppress(Exception):
                     await items.aclose()  # type: ignore[attr-defined]
         raise self._all_failed(failures)
+
+    def _timeout_or(self, child: _Child[P], error: BaseException, deadline_s: float) -> BaseException:
+        if isinstance(error, TimeoutError):
+            return ProviderFailure(
+                child.provider.descriptor, ErrorCategory.TIMEOUT, f"timeout: nothing within {deadline_s:g} s"
+            )
+        return error
+
+    def _raced(self, late: _Child[P], winner: _Child[P], after_s: float) -> None:
+        event = RaceWon(self.stage, late.provider.descriptor, winner.provider.descriptor, after_s)
+        log.info("%s %s was late (%.2f s): raced, %s answered first", self.stage, event.late, after_s, event.winner)
+        self.on_availability.emit(event)
 
     async def _answer(self, fn: Callable[[P], Awaitable[T]], deadline_s: float) -> T:
         """The result of the first child that answers within the deadline."""
@@ -259,23 +290,20 @@ class FallbackLLM(_Fallback[LLM], LLM):
         async for piece in self._stream(lambda llm: llm.stream(messages, options)):
             yield piece
 
-    @property
-    def native_tools(self) -> bool:
-        """Whether the child that would answer now calls tools itself (a cloud LLM while it answers)."""
-        order = self._order()
-        return bool(order) and order[0].provider.native_tools
-
     async def stream_with_tools(
         self,
         messages: Sequence[ChatMessage],
         tools: Sequence[ToolSpec],
         options: LLMOptions,
         tool_choice: ToolChoiceMode = "auto",
+        route: Router | None = None,
     ) -> AsyncIterator[str | ToolCall]:
-        """Only children with native tool calling are tried; when none answers, the failure tells the
-        caller to choose tools itself (the router) with the children that remain."""
-        stream = self._stream(lambda llm: llm.stream_with_tools(messages, tools, options, tool_choice),
-                              usable=lambda llm: llm.native_tools)  # fmt: skip
+        """A tool step from the first child that answers: natively, or chosen by `route` for a child that
+        cannot (a local model); raced and fallen back like any stream, so a call cut half-way never runs."""
+        stream = self._stream(
+            lambda llm: llm.stream_with_tools(messages, tools, options, tool_choice, route),
+            usable=lambda llm: llm.native_tools or route is not None,
+        )
         async for item in stream:
             yield item
 

@@ -18,10 +18,11 @@ from appliance.providers.base import (
     LLM,
     STT,
     TTS,
-    AvailabilityChanged,
     ChatMessage,
     LLMOptions,
     Provider,
+    ProviderEvent,
+    Router,
     ToolCall,
     ToolChoiceMode,
     ToolSpec,
@@ -36,7 +37,7 @@ P = TypeVar("P", bound=Provider)
 class _Engines(Generic[P]):
     """The current engine, the requests running on each engine, and the retired ones still busy."""
 
-    def __init__(self, engine: P, forward: Callable[[AvailabilityChanged], None]) -> None:
+    def __init__(self, engine: P, forward: Callable[[ProviderEvent], None]) -> None:
         self.current = engine
         self._forward = forward
         self._running: dict[int, int] = {}
@@ -148,20 +149,17 @@ class SwappableLLM(_Swappable[LLM], LLM):
         finally:
             self._engines.release(engine)
 
-    @property
-    def native_tools(self) -> bool:
-        return self.engine.native_tools
-
     async def stream_with_tools(
         self,
         messages: Sequence[ChatMessage],
         tools: Sequence[ToolSpec],
         options: LLMOptions,
         tool_choice: ToolChoiceMode = "auto",
+        route: Router | None = None,
     ) -> AsyncIterator[str | ToolCall]:
         engine = self._engines.acquire()
         try:
-            async for item in engine.stream_with_tools(messages, tools, options, tool_choice):
+            async for item in engine.stream_with_tools(messages, tools, options, tool_choice, route):
                 yield item
         finally:
             self._engines.release(engine)

@@ -30,7 +30,7 @@ from appliance.aio import TaskSet
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.audio.playback import PlaybackQueue
 from appliance.emitter import Emitter
-from appliance.providers.base import AvailabilityChanged, Transcript
+from appliance.providers.base import ProviderEvent, Transcript
 from appliance.voice.activation import ActivationGate, ActivationMode, chime
 from appliance.voice.activation_modes import ActivationModes, ModeOverride
 from appliance.voice.activity import Activity, SpeechEnded, SpeechStarted, VoiceActivity
@@ -352,10 +352,10 @@ class VoiceSession:
         if self._active is not None:
             self._active.record.note(event)
 
-    def _on_availability(self, event: AvailabilityChanged) -> None:
+    def _on_availability(self, event: ProviderEvent) -> None:
         active = self._active
         if active is not None:
-            active.record.availability.append(event.to_json())
+            active.record.provider_event(event)
 
     def _set_volume(self, level: int) -> None:
         self.output.volume = max(0.0, min(1.0, level / 100))

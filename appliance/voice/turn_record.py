@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.agents.events import AgentHandoffEvent, FunctionCallEvent, RunEvent
+from appliance.providers.base import ProviderEvent, RaceWon
 
 LATENCY_FIELDS = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfb", "voice_to_voice")
 
@@ -33,6 +34,11 @@ class TurnRecord:
     error: str | None = None
     availability: list[dict[str, Any]] = field(default_factory=list)
     """Provider availability changes during the turn (a fallback switched, a provider recovered)."""
+    raced: list[dict[str, Any]] = field(default_factory=list)
+    """Late providers raced by the next one during the turn, and which answered first (`RaceWon`)."""
+
+    def provider_event(self, event: ProviderEvent) -> None:
+        (self.raced if isinstance(event, RaceWon) else self.availability).append(event.to_json())
 
     def note(self, event: RunEvent) -> None:
         """What the agent did during the turn: a tool call is listed, a handoff changes the agent."""
@@ -73,4 +79,6 @@ class TurnRecord:
             data["error"] = self.error
         if self.availability:
             data["availability"] = list(self.availability)
+        if self.raced:
+            data["raced"] = list(self.raced)
         return data

@@ -18,10 +18,19 @@ import pytest
 
 from appliance import Agent, AgentSession, function_tool
 from appliance.agents.testing import RunResult
-from appliance.providers.base import LLM, ChatMessage, LLMOptions, ToolCall, ToolSpec
+from appliance.providers.base import (
+    LLM,
+    AvailabilityChanged,
+    ChatMessage,
+    LLMOptions,
+    ProviderEvent,
+    RaceWon,
+    ToolCall,
+    ToolSpec,
+)
 from appliance.providers.cloud.openai_client import Endpoint
 from appliance.providers.cloud.openai_llm import OpenAILLM
-from appliance.providers.fallback import FallbackLLM
+from appliance.providers.fallback import FallbackLLM, FallbackOptions
 from tests.integration.fault_server import Completion, FaultServer
 from tests.integration.test_cloud import llama_server, local_llm
 
@@ -200,6 +209,27 @@ def test_a_cloud_lost_after_a_tool_ran_does_not_run_it_again(fault: FaultServer,
     assert kitchen.calls == ["add_to_list:flour"]
     assert len([e for e in result.events if e.type == "function_call"]) == 1
     assert result.text  # the local model phrased the answer from the output already there
+
+
+def test_a_cloud_that_never_answers_is_raced_and_the_local_answer_is_heard_alone(
+    fault: FaultServer, models_dir: Path
+) -> None:
+    fault.mode = "hang"  # accepts the request, never says a word
+    llm = FallbackLLM(
+        [cloud(fault), local_llm(models_dir)],
+        policy="cloud-first",
+        options=FallbackOptions(deadline_s=4.0, hedge_after_s=0.8),
+    )
+    events: list[ProviderEvent] = []
+    llm.on_availability.connect(events.append)
+    kitchen = Kitchen()
+    chat, tool = converse(llm, kitchen, "Tell me something nice", "Could you get the oven going")
+    assert chat.text and "cloud" not in chat.text  # the local model's words only
+    assert kitchen.calls == ["start_oven"] and tool.text == "The oven is on."
+    races = [e for e in events if isinstance(e, RaceWon)]
+    assert [(r.late, r.winner) for r in races] == [("fault/m", "local/smollm2-135m")] * 2
+    assert all(r.after_s < 2.0 for r in races)  # raced long before the 4 s deadline
+    assert not [e for e in events if isinstance(e, AvailabilityChanged)]  # late is not down: still tried first
 
 
 def test_the_wire_format_of_tools_holds_on_a_real_openai_compatible_server(llama_server: str) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from appliance.audio.frames import AudioChunk, Int16Array
-from appliance.providers.base import LLM, STT, TTS, ChatMessage, LLMOptions, Transcript
+from appliance.providers.base import LLM, STT, TTS, ChatMessage, LLMOptions, RaceWon, Transcript
 from appliance.providers.connectivity import Connectivity
 from appliance.providers.errors import ErrorCategory, ProviderFailure
 from appliance.providers.fallback import (
@@ -207,3 +207,41 @@ def test_tts_switches_between_sentences_but_never_restarts_a_sentence() -> None:
         return [len(first), len(second), int(tts.descriptor == "b")]
 
     assert run_virtual(main()) == [1, 2, 1]
+
+
+class PacedLLM(ScriptedLLM):
+    """Says its reply after `delay` seconds of silence (a cloud's first-token time)."""
+
+    def __init__(self, descriptor: str, delay: float, cloud: bool = False) -> None:
+        super().__init__(descriptor, reply=f"{descriptor} speaks", cloud=cloud)
+        self.delay = delay
+
+    async def stream(self, messages: Sequence[ChatMessage], options: LLMOptions) -> AsyncIterator[str]:
+        await asyncio.sleep(self.delay)
+        async for piece in super().stream(messages, options):
+            yield piece
+
+
+def test_a_late_cloud_is_raced_sooner_once_it_is_known_to_be_quick() -> None:
+    cloud, local = PacedLLM("cloud/m", 0.2, cloud=True), PacedLLM("local/m", 0.3)
+    llm = FallbackLLM([cloud, local], policy="cloud-first", options=FallbackOptions(deadline_s=4.0, hedge_after_s=0.8))
+    events: list[object] = []
+    llm.on_availability.connect(events.append)
+
+    async def main() -> list[tuple[str, float]]:
+        said = []
+        for delay in (0.2, 0.2, 0.2, 1e6):  # quick three times, then it hangs
+            cloud.delay = delay
+            start = asyncio.get_running_loop().time()
+            text = "".join([p async for p in llm.stream(HI, LLMOptions())])
+            said.append((text.strip(), round(asyncio.get_running_loop().time() - start, 3)))
+        await llm.aclose()
+        return said
+
+    said = run_virtual(main())
+    assert [s for s, _ in said] == ["cloud/m speaks"] * 3 + ["local/m speaks"]
+    # Raced at twice its usual 0.2 s, not at the 0.8 s ceiling: the local answer came 0.4 + 0.3 s in.
+    assert said[-1][1] == 0.7
+    (race,) = events
+    assert race == RaceWon("llm", "cloud/m", "local/m", pytest.approx(0.4))  # type: ignore[arg-type]
+    assert local.calls == 1  # never started while the cloud was quick

@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from appliance.providers.base import LLM, ChatMessage, LLMOptions, ToolCall, ToolChoiceMode, ToolSpec
+from appliance.providers.base import LLM, ChatMessage, LLMOptions, Router, ToolCall, ToolChoiceMode, ToolSpec
 from appliance.providers.cloud.openai_client import Endpoint, call, make_client, malformed, stream_guard
 from appliance.providers.cloud.openai_tools import (
     ToolCallCollector,
@@ -44,7 +44,9 @@ class OpenAILLM(LLM):
         tools: Sequence[ToolSpec],
         options: LLMOptions,
         tool_choice: ToolChoiceMode = "auto",
+        route: Router | None = None,
     ) -> AsyncIterator[str | ToolCall]:
+        """Native: `route` is for LLMs that cannot call tools themselves, not needed here."""
         async for item in stream_guard(self.descriptor, self._stream(messages, options, tools, tool_choice)):
             yield item
 

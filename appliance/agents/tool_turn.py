@@ -1,11 +1,13 @@
-"""A turn with an LLM that calls tools itself (a cloud model): up to `max_tool_steps` rounds of
-"the model asks for functions, they run, the model sees their outputs", then its answer.
+"""A turn of an agent with tools: up to `max_tool_steps` rounds of "functions are chosen, they run, their
+outputs are seen", then the answer in words.
 
-The local router (`router.py`) stays the way for a small local model. This path is taken while the
-LLM that would answer has native tool calling; if it fails before anything was said or done, the
-turn goes to the router with whatever LLM is left (the caller catches `NativeToolsFailed`). If it
-fails after a tool ran, the tool is not run again: whichever LLM still answers phrases the reply
-from the outputs already there.
+Who chooses depends on the LLM that answers: a cloud LLM calls tools itself (native tool calling); a
+small local one is steered by the router (`local_tools.py`: templates, lexical match, constrained
+choice), which makes one call and then has the model phrase its result. A sentence template decides
+before any LLM is asked. Through a fallback chain the two are raced and fall back like any stream: a
+cloud that is late or dead hands the turn to the local router, and a call cut half-way never runs.
+If the chain fails after a tool ran, the tool is not run again: whichever LLM still answers phrases
+the reply from the outputs already there.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from appliance.agents.events import ChatMessageEvent, FunctionCallEvent, FunctionCallOutputEvent
+from appliance.agents.local_tools import routed_step
 from appliance.agents.repeats import without_repeats
 from appliance.agents.router import ArgumentError, ToolChoice, coerce_arguments
 from appliance.agents.tool_result import ToolResult, speaks_for_itself
 from appliance.agents.tools import FunctionTool
-from appliance.providers.base import ChatMessage, ToolCall, ToolChoiceMode, ToolSpec
+from appliance.providers.base import LLM, ChatMessage, ToolCall, ToolChoiceMode, ToolSpec
 from appliance.providers.errors import ProviderFailure
 
 if TYPE_CHECKING:
@@ -34,35 +37,37 @@ AFTER_TOOLS = (
 )
 
 
-class NativeToolsFailed(Exception):
-    """The LLM with native tool calling failed before anything was said or done."""
-
-
 def tool_specs(tools: list[FunctionTool]) -> list[ToolSpec]:
     return [ToolSpec(t.name, t.description, t.parameters) for t in tools]
 
 
-async def native_turn(
+async def tool_turn(
     runtime: AgentRuntime, user_text: str, before_side_effects: Callable[[], Awaitable[None]] | None
 ) -> AsyncIterator[str]:
     turn = runtime.turn
     history = runtime.chat.for_llm(runtime.agent.instructions, runtime.history_chars)
     messages = [*history, ChatMessage("user", user_text)]
+    templated = runtime.router.by_template(user_text, runtime.agent.tools)
     for step in range(runtime.max_tool_steps + 1):
         agent = runtime.agent
         messages[0] = ChatMessage("system", agent.instructions)  # a handoff in the last step changes who speaks
         calls: list[ToolCall] = []
-        tool_choice: ToolChoiceMode = "auto" if step < runtime.max_tool_steps else "none"  # out of steps: words
-        pieces = _text_of(runtime, messages, tool_choice, calls)
+        if step == 0 and templated is not None:
+            # The developer said what this sentence means: no LLM is asked, cloud or not.
+            calls.append(turn.call(templated.tool.name, templated.arguments, "template"))
+            pieces = _nothing()
+        else:
+            tool_choice: ToolChoiceMode = "auto" if step < runtime.max_tool_steps else "none"  # out of steps: words
+            pieces = _text_of(runtime, user_text, messages, tool_choice, calls)
         text = ""
         try:
             async for piece in without_repeats(pieces, turn.said) if turn.said else pieces:
                 text += piece
                 yield piece
-        except (ProviderFailure, NotImplementedError) as exc:
+        except ProviderFailure as exc:
             if step == 0:
-                raise NativeToolsFailed(str(exc)) from exc
-            log.warning("native tool calling failed after the tools ran (%s); answering from their outputs", exc)
+                raise
+            log.warning("the LLM failed after the tools ran (%s); answering from their outputs", exc)
             async for piece in _answer_from_outputs(runtime, messages):
                 yield piece
             return
@@ -86,7 +91,7 @@ async def native_turn(
                 except (json.JSONDecodeError, AttributeError, ArgumentError) as exc:
                     _refuse(runtime, call, result, f"bad arguments for {call.name}: {exc}")
                 else:
-                    async for line in runtime.call_tool(ToolChoice(tool, arguments, "native"), result):
+                    async for line in runtime.call_tool(ToolChoice(tool, arguments, call.routed_by), result):
                         yield line
             messages.append(turn.output(call, result))
             if result.handoff is not None:
@@ -101,12 +106,23 @@ async def native_turn(
             return  # every result was said as it is: another LLM round would only restate it
 
 
+async def _nothing() -> AsyncIterator[str]:
+    return
+    yield
+
+
 async def _text_of(
-    runtime: AgentRuntime, messages: list[ChatMessage], tool_choice: ToolChoiceMode, calls: list[ToolCall]
-) -> AsyncIterator[str]:
+    runtime: AgentRuntime, user_text: str, messages: list[ChatMessage], tool_choice: ToolChoiceMode,
+    calls: list[ToolCall],
+) -> AsyncIterator[str]:  # fmt: skip
     """The step's text as it streams; the tool calls it ends with go into `calls`."""
     tools = tool_specs(runtime.agent.tools)
-    async for item in runtime.active_llm.stream_with_tools(messages, tools, runtime.options, tool_choice):
+
+    def route(llm: LLM) -> AsyncIterator[str | ToolCall]:
+        return routed_step(runtime, llm, user_text, messages)
+
+    stream = runtime.active_llm.stream_with_tools(messages, tools, runtime.options, tool_choice, route=route)
+    async for item in stream:
         if isinstance(item, ToolCall):
             calls.append(item)
         else:
@@ -115,7 +131,7 @@ async def _text_of(
 
 def _refuse(runtime: AgentRuntime, call: ToolCall, result: ToolResult, why: str) -> None:
     """A call the model got wrong: it hears why in the next step, and nothing runs."""
-    runtime.emit(FunctionCallEvent(call.name, {}, "native"))
+    runtime.emit(FunctionCallEvent(call.name, {}, call.routed_by))
     result.fail(why)
     runtime.emit(FunctionCallOutputEvent(call.name, why, True))
 
