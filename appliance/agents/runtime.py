@@ -70,7 +70,6 @@ class AgentRuntime:
         """Rounds of tool calls an LLM with native tool calling may make in one turn before it must answer."""
         self.turn = TurnLog()
         """The turn in progress: its tool calls and outputs, and what it has said so far."""
-        self._prefill: asyncio.Task[None] | None = None
         self.playout: Callable[[], Awaitable[None]] | None = None
         """Waits until what the agent has said so far is heard (the voice session's); None in text mode."""
         self.on_volume: Emitter[[int]] = Emitter("volume")
@@ -239,15 +238,8 @@ class AgentRuntime:
         """Have a local LLM read the next turn's prompt (instructions and history) now, while the user
         listens or talks: the next turn then only evaluates the new words. Without this, a turn whose tool
         choice asked the LLM leaves the cache holding that prompt, and the next one reads the whole history
-        again (213 tokens instead of 16 in a 4-turn kitchen conversation)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # not in a conversation's loop: nothing to prefill for
-        if self._prefill is not None:
-            self._prefill.cancel()
-        messages = self.chat.for_llm(self.agent.instructions, self.history_chars)
-        self._prefill = loop.create_task(_quietly(self.active_llm.prefill(messages)), name="llm-prefill")
+        again (213 tokens instead of 13 in a 4-turn kitchen conversation)."""
+        self.active_llm.prefill(self.chat.for_llm(self.agent.instructions, self.history_chars))
 
 
 def _call_with_accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -256,11 +248,3 @@ def _call_with_accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return fn(**kwargs)
     return fn(**{k: v for k, v in kwargs.items() if k in parameters})
-
-
-async def _quietly(work: Awaitable[None]) -> None:
-    """A prefill is an optimisation: if it fails (the engine closed, a swap), the next turn just reads more."""
-    try:
-        await work
-    except Exception as exc:
-        log.debug("prefill skipped: %s", exc)

@@ -233,9 +233,9 @@ class LLM(Provider, ABC):
             value = {}
         return value if isinstance(value, dict) else {}
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        """Read a prompt ahead of need, while nothing else runs: the next request that starts with these
-        messages only evaluates what comes after them. Engines without a prompt cache do nothing."""
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """Read a prompt ahead of need, in the background (returns at once): the next request that starts
+        with these messages only evaluates what comes after them. Engines without a prompt cache do nothing."""
 
     def yield_cpu(self) -> None:
         """Hint for the running generation: something more urgent needs the cores now.

@@ -317,10 +317,10 @@ class FallbackLLM(_Fallback[LLM], LLM):
         for provider in self.children:
             provider.yield_cpu()
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
         for child in self._children:
             if not child.is_cloud and child.available:
-                await child.provider.prefill(messages)
+                child.provider.prefill(messages)
 
     async def _probe(self, provider: LLM) -> None:
         async for _ in provider.stream([ChatMessage("user", "Hi")], LLMOptions(max_tokens=1)):

@@ -182,12 +182,8 @@ class SwappableLLM(_Swappable[LLM], LLM):
         for engine in self._engines.running():
             engine.yield_cpu()
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        engine = self._engines.acquire()
-        try:
-            await engine.prefill(messages)
-        finally:
-            self._engines.release(engine)
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        self.engine.prefill(messages)
 
 
 class SwappableTTS(_Swappable[TTS], TTS):

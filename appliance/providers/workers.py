@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _DONE = object()
 
@@ -30,6 +32,19 @@ class EngineWorker:
     async def run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn)
+
+    def submit(self, fn: Callable[[], object]) -> None:
+        """Queue work nobody waits for (a prefill); it runs before anything asked for after it. Its failure
+        is only logged, and work submitted after `aclose` is dropped."""
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                log.debug("engine %s: background work failed: %s", self.name, exc)
+
+        with contextlib.suppress(RuntimeError):  # shut down: nothing left to prepare for
+            self._executor.submit(run)
 
     async def stream(self, make_iter: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
         """Iterate a blocking generator in the worker, yielding its items on the loop.

@@ -591,10 +591,5 @@ class VoiceSession:
         self._drop_speculation()
         active, self._active = self._active, None
         if active is not None:
-            if active.task is not None:
-                active.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await active.task
-            if active.reply is not None:
-                await active.reply.cancel()
+            await active.stop()
         self.output.clear()

@@ -4,6 +4,7 @@ transcript, and the committed turn with its reply."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from appliance.audio.frames import Int16Array
@@ -51,3 +52,12 @@ class ActiveTurn:
     """Said on the agent's own initiative (a timer rang): no user turn, no record."""
     generated: bool = False
     pieces_started: set[int] = field(default_factory=set)
+
+    async def stop(self) -> None:
+        """Cancel the turn's work and its reply (the conversation is closing)."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        if self.reply is not None:
+            await self.reply.cancel()

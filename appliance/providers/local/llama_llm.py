@@ -102,10 +102,11 @@ class LlamaCppLLM(LLM):
             return {}
         return value if isinstance(value, dict) else {}
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+    def prefill(self, messages: Sequence[ChatMessage]) -> None:
         # One token is generated (and dropped): what matters is the prompt left in the KV cache, which
-        # llama-cpp-python reuses for the longest common prefix of the next prompt.
-        await self._worker.run(lambda: self._constrained(messages, None, 1))
+        # llama-cpp-python reuses for the longest common prefix of the next prompt. Queued on the engine's
+        # thread like any request, so a request made after it finds the cache ready.
+        self._worker.submit(lambda: self._constrained(messages, None, 1))
 
     def yield_cpu(self) -> None:
         self._yield_requested.set()
