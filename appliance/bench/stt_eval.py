@@ -4,7 +4,7 @@ The held-out set (tests/data/stt, sentences in stt.toml: several synthetic voice
 and speeds, short questions and 7-9 s sentences) and the bench questions are transcribed by
 both paths of one Whisper model, clip by clip, in alternating order so the machine's noise
 falls on both alike. Reported per path: latency p50/p95 and WER; for the short path also
-how often it fell back to 30 s.
+how often it fell back to 30 s; and the clips whose words differ between the paths.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from appliance.audio.wav import read_wav
-from appliance.bench.wer import word_error_rate
+from appliance.bench.wer import normalized_words, word_error_rate
 from appliance.models.store import open_store
 from appliance.providers.base import STT, Transcript
 from appliance.providers.compute import ComputeBudget
@@ -99,7 +99,7 @@ def evaluate_stt(stt: WhisperSTT, clips: list[SpokenClip]) -> dict[str, Any]:
             report.latencies_ms.append(1000 * (time.perf_counter() - started))
             report.pairs.append((clip.text, text))
             texts[id(report)] = text
-        if texts[id(full)] != texts[id(short)]:
+        if normalized_words(texts[id(full)]) != normalized_words(texts[id(short)]):
             differing.append({"clip": clip.name, "full": texts[id(full)], "short": texts[id(short)]})
     return {
         "model": stt.descriptor,
