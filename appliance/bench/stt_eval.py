@@ -70,13 +70,18 @@ def spoken_clips(data_dir: Path = DATA_DIR) -> list[SpokenClip]:
 
 
 def whisper_of(stt: STT) -> WhisperSTT:
-    """The local Whisper provider, alone or as a child of a fallback chain."""
-    if isinstance(stt, WhisperSTT):
-        return stt
-    for child in getattr(stt, "children", []):
-        if isinstance(child, WhisperSTT):
-            return child
-    raise SttBenchError("bench stt: the STT measure needs a local Whisper provider in [stt] provider")
+    """The local Whisper provider, alone, behind a swappable slot or in a fallback chain."""
+    found = _find_whisper(stt)
+    if found is None:
+        raise SttBenchError("bench stt: the STT measure needs a local Whisper provider in [stt] provider")
+    return found
+
+
+def _find_whisper(provider: object) -> WhisperSTT | None:
+    if isinstance(provider, WhisperSTT):
+        return provider
+    inner = [getattr(provider, "engine", None), *getattr(provider, "children", [])]
+    return next((found for p in inner if p is not None and (found := _find_whisper(p)) is not None), None)
 
 
 def evaluate_stt(stt: WhisperSTT, clips: list[SpokenClip]) -> dict[str, Any]:
