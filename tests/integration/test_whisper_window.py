@@ -11,8 +11,13 @@ import pytest
 
 from appliance.audio.frames import ENGINE_RATE, Int16Array
 from appliance.audio.wav import read_wav
+from appliance.bench.stt_eval import SttBenchError, whisper_of
 from appliance.bench.wer import normalized_words
+from appliance.providers.cloud.openai_client import Endpoint
+from appliance.providers.cloud.openai_stt import OpenAISTT
+from appliance.providers.fallback import FallbackSTT
 from appliance.providers.local.whisper_stt import WhisperSTT, WindowCounts
+from appliance.providers.swappable import SwappableSTT
 from tests.integration.conftest import DATA
 
 
@@ -81,3 +86,13 @@ def test_a_prompt_does_not_change_clear_speech(models_dir: Path) -> None:
     assert normalized_words(stt.transcribe_sync(audio, prompt="Hey appliance.").text) == normalized_words(
         stt.transcribe_sync(audio).text
     )
+
+
+def test_the_bench_finds_the_whisper_behind_a_swappable_slot_and_a_fallback_chain(models_dir: Path) -> None:
+    stt = whisper(models_dir)
+    chain = FallbackSTT(
+        [OpenAISTT(Endpoint("openai", "http://127.0.0.1:9", None), "whisper-1", "openai/whisper-1"), stt]
+    )
+    assert whisper_of(SwappableSTT(chain)) is stt
+    with pytest.raises(SttBenchError, match="local Whisper"):
+        whisper_of(chain.children[0])
