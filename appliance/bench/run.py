@@ -4,7 +4,9 @@ One session answers every question in tests/data/questions at real-time pace,
 through the file transport (the same timeline a sound card would give). Each
 question is followed by silence until the reply has played, as a person would
 wait. Reports p50/p95 of every latency field, engine load time, RSS after
-loading and at the end (peak), RSS growth over the turns, and CPU use.
+loading and at the end (peak), RSS growth over the turns, and CPU use. Then the
+measures of parts: idle CPU, barge-in, tool use, fallback, speech-to-text (the short
+window against the 30 s path: latency and WER) and the wake phrase.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from appliance.audio.frames import AudioChunk
 from appliance.audio.wav import read_wav
 from appliance.bench.fallback import fallback_costs_ms
 from appliance.bench.listening import barge_in_reactions_ms, idle_cpu_percent
+from appliance.bench.stt_eval import SttBenchError, stt_bench
 from appliance.bench.tool_eval import evaluate_tools
 from appliance.bench.wake_eval import evaluate_wake
 from appliance.config import AppConfig
@@ -79,6 +82,12 @@ async def run_bench(
             listening["tool_use"] = (await evaluate_tools(appliance.providers.llm)).to_json()
         if "fallback" not in skip:
             listening["fallback"] = await fallback_costs_ms(config, questions[0])
+        if "stt" not in skip:
+            assert appliance.providers is not None
+            try:
+                listening["stt"] = await stt_bench(appliance.providers.stt)
+            except SttBenchError as exc:
+                raise BenchError(str(exc)) from None
         if "wake" not in skip:
             assert appliance.providers is not None
             wake = await evaluate_wake(appliance.providers.stt, appliance.providers.tts)

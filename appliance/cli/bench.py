@@ -6,12 +6,34 @@ import argparse
 import json
 from typing import Any
 
-from appliance.bench.run import QUESTIONS_DIR, run_bench
-from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, OperationalError
+from appliance.bench.run import QUESTIONS_DIR, BenchError, run_bench
+from appliance.bench.stt_eval import SttBenchError, stt_bench_alone
+from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, OperationalError, UsageError
 from appliance.config import AppConfig
 
 
 async def bench_command(args: argparse.Namespace, config: AppConfig) -> int:
+    try:
+        if args.stt is not None:
+            return await _stt_only(args, config)
+        return await _whole(args, config)
+    except (BenchError, SttBenchError) as exc:
+        raise OperationalError(str(exc)) from None
+
+
+async def _stt_only(args: argparse.Namespace, config: AppConfig) -> int:
+    descriptor = args.stt or next((d for d in config.stt.provider if d.startswith("local/whisper")), "")
+    if not descriptor.startswith("local/whisper"):
+        raise UsageError("bench --stt: give a local Whisper descriptor (e.g. local/whisper-tiny.en)")
+    result = await stt_bench_alone(descriptor, config.models.dir, config.compute.threads, config.stt.language)
+    if args.json:
+        print(json.dumps({"stt": result}, indent=2))
+    else:
+        _print_stt(result)
+    return EXIT_OK
+
+
+async def _whole(args: argparse.Namespace, config: AppConfig) -> int:
     questions = sorted(QUESTIONS_DIR.glob("*.wav"))
     if args.questions:
         questions = questions[: args.questions]
@@ -67,6 +89,8 @@ def _print(result: dict[str, Any]) -> None:
             f"({raced['first_token_deadline_s']:g} s deadline): voice-to-voice {raced['v2v_ms']} ms, "
             f"{raced['extra_ms']} ms over local alone; answered by {sorted(set(raced['won_by'])) or 'nobody raced'}"
         )
+    if "stt" in listening:
+        _print_stt(listening["stt"])
     if "wake_phrase" in listening:
         wake = listening["wake_phrase"]
         print(
@@ -83,6 +107,19 @@ def _print(result: dict[str, Any]) -> None:
         )
     for error in result["errors"]:
         print(f"error: {error}")
+
+
+def _print_stt(stt: dict[str, Any]) -> None:
+    short, full = stt["short_window"], stt["full_window"]
+    print(f"speech-to-text ({stt['model']}, {stt['clips']} held-out clips, {stt['audio_s']} s of speech):")
+    print(f"{'  path':<16}{'p50 ms':>8}{'p95 ms':>8}{'WER %':>8}")
+    for name, path in (("  30 s window", full), ("  short window", short)):
+        print(f"{name:<16}{_fmt(path['p50_ms']):>8}{_fmt(path['p95_ms']):>8}{100 * path['wer']:>8.1f}")
+    print(
+        f"  short window: {short['short']} decoded short, {short['fallbacks']} fell back to 30 s, {short['full']} long"
+    )
+    for diff in stt["differing"]:
+        print(f"  {diff['clip']}: 30 s {diff['full']!r} / short {diff['short']!r}")
 
 
 def _fmt(value: float | None) -> str:

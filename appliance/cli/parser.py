@@ -80,7 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--questions", type=int, default=0, help="use only the first N questions")
     bench.add_argument(
-        "--skip", action="append", choices=["idle", "barge", "wake", "tools", "fallback"], help="leave out a measure"
+        "--skip",
+        action="append",
+        choices=["idle", "barge", "wake", "tools", "fallback", "stt"],
+        help="leave out a measure",
+    )
+    bench.add_argument(
+        "--stt",
+        nargs="?",
+        const="",
+        metavar="DESCRIPTOR",
+        help="only speech-to-text: short window against 30 s, latency and WER on the held-out set "
+        "(the configured local Whisper, or DESCRIPTOR such as local/whisper-base)",
     )
     bench.add_argument(
         "--livekit",

@@ -52,7 +52,20 @@ def test_bench_reports_percentiles_memory_and_cpu(cli: Cli) -> None:
         "--questions",
         "2",
         "--json",
-        *["--skip", "wake", "--skip", "idle", "--skip", "barge", "--skip", "tools", "--skip", "fallback"],
+        *[
+            "--skip",
+            "wake",
+            "--skip",
+            "idle",
+            "--skip",
+            "barge",
+            "--skip",
+            "tools",
+            "--skip",
+            "fallback",
+            "--skip",
+            "stt",
+        ],
     )
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
@@ -112,6 +125,24 @@ def test_run_without_a_sound_card_answers_the_bundled_question(cli: Cli, tmp_pat
     assert read_wav(tmp_path / "appliance-reply.wav").duration > 2.0
 
 
+def test_bench_stt_holds_the_word_error_rate_of_the_thirty_second_path_at_a_fraction_of_its_time(cli: Cli) -> None:
+    result = cli("bench", "--stt", "--json")
+    assert result.code == 0, result.stderr
+    stt = json.loads(result.stdout)["stt"]
+    assert stt["model"] == "local/whisper-tiny.en" and stt["clips"] >= 50
+    short, full = stt["short_window"], stt["full_window"]
+    assert short["wer"] <= full["wer"]
+    assert short["fallbacks"] <= stt["clips"] // 10
+    # The same clips in alternating order: the ratio holds on a busy machine (about 0.3 here).
+    assert short["p50_ms"] < 0.6 * full["p50_ms"]
+
+
+def test_bench_stt_refuses_a_provider_that_is_not_a_local_whisper(cli: Cli) -> None:
+    result = cli("bench", "--stt", "openai/whisper-1")
+    assert result.code == 2
+    assert "local Whisper" in result.stderr
+
+
 def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> None:
     result = cli("console", "--text", stdin="hi\n", env={"APPLIANCE_AGENT__NAME": "butler"})
     assert result.code == 2
@@ -119,7 +150,8 @@ def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> No
 
 
 def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
-    result = cli("bench", "--questions", "1", "--json", "--skip", "wake", "--skip", "tools", "--skip", "fallback")
+    skips = ["--skip", "wake", "--skip", "tools", "--skip", "fallback", "--skip", "stt"]
+    result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
     listening = json.loads(result.stdout)["listening"]
     assert 0 < listening["idle_cpu_percent_of_one_core"] < 50
@@ -150,7 +182,7 @@ def test_headless_run_loads_and_waits_until_terminated(models_dir: Path, tmp_pat
 
 
 def test_bench_reports_what_a_dead_or_offline_cloud_costs(cli: Cli) -> None:
-    skips = ["--skip", "wake", "--skip", "tools", "--skip", "idle", "--skip", "barge"]
+    skips = ["--skip", "wake", "--skip", "tools", "--skip", "idle", "--skip", "barge", "--skip", "stt"]
     result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
     fallback = json.loads(result.stdout)["listening"]["fallback"]
