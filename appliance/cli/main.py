@@ -16,9 +16,11 @@ from typing import Any
 from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, as_cli_error
 from appliance.cli.parser import build_parser
 from appliance.system.journal_logging import configure_logging
+from appliance.system.process import limit_malloc_arenas
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging((logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])

@@ -17,6 +17,9 @@ from typing import Any
 from appliance.providers.base import LLM, ChatMessage, LLMOptions, plain_messages
 from appliance.providers.workers import EngineWorker
 
+_GGML_Q8_0 = 8
+"""ggml's type id for 8-bit quantized tensors (`GGML_TYPE_Q8_0`)."""
+
 
 class LlamaCppLLM(LLM):
     def __init__(
@@ -34,6 +37,11 @@ class LlamaCppLLM(LLM):
             n_threads=threads,
             n_threads_batch=threads,
             n_batch=256,
+            # The KV cache at 8 bits (flash attention lets the values be quantized too): 2048 tokens of
+            # context cost 25 MB instead of 47, for no change we could measure in replies or tool choice.
+            type_k=_GGML_Q8_0,
+            type_v=_GGML_Q8_0,
+            flash_attn=True,
             verbose=False,
         )
         self._worker = EngineWorker("llm")
