@@ -27,15 +27,16 @@ HEADERS = {"config_version": "config", "last_seen": "last seen", "cpu": "cpu %",
 
 
 async def top_command(args: argparse.Namespace, operator: Operator) -> int:
+    order = f"-{args.sort.lstrip('-')}" if args.reverse and not args.sort.startswith("-") else args.sort
     try:
         keep = row_filter(args.filters)
-        sort_rows([], args.sort)  # a bad --sort fails now, not after a second of listening
+        sort_rows([], order)  # a bad --sort fails now, not after a second of listening
     except OverviewError as exc:
         raise UsageError(str(exc)) from None
     view = FleetView(operator.mqtt.topic_prefix)
 
     def shown() -> list[dict[str, Any]]:
-        return sort_rows([row for row in view.rows() if keep(row)], args.sort)
+        return sort_rows([row for row in view.rows() if keep(row)], order)
 
     if args.once or args.json or not sys.stdout.isatty():
         retained = await operator.retained(view.topic_filters(), listen_s=min(1.0, args.timeout))

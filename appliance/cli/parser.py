@@ -184,7 +184,8 @@ def _fleet_scale_parsers(
     simulate.add_argument("--state-dir", type=Path, help="keep each device's state dir in here (default: a temp dir)")
     top = _fleet_options(with_config(fleet_cmd.add_parser("top", help="a live table of devices")))
     top.add_argument("filters", nargs="*", metavar="FILTER", help="group:NAME, state:STATE, or text in the id")
-    top.add_argument("--sort", default="id", help="column to sort by (-COLUMN: descending); default id")
+    top.add_argument("--sort", default="id", help="column to sort by (default id; --sort=-p95: descending)")
+    top.add_argument("--reverse", action="store_true", help="sort descending")
     top.add_argument("--once", action="store_true", help="print the table once and exit (so does a pipe)")
     top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     exporter = _fleet_options(
