@@ -59,5 +59,9 @@ async def simulate_command(args: argparse.Namespace, config: AppConfig, mqtt: Mq
 
 
 def _say(report: dict[str, Any]) -> None:
-    print(f"simulate: {report['connected']}/{report['devices']} connected, {report['commands_answered']} commands "
-          f"answered, {report['turns']} turns", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"simulate: {report['connected']}/{report['devices']} connected, {report['commands_answered']} commands "
+        f"answered, {report['turns']} turns",
+        file=sys.stderr,
+        flush=True,
+    )

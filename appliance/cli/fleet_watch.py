@@ -112,8 +112,13 @@ async def exporter_command(args: argparse.Namespace, operator: Operator) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await feed_metrics(operator, metrics, args.share_group, stop,
-                           lambda status: print(f"exporter: mqtt {status}", file=sys.stderr, flush=True))  # fmt: skip
+        await feed_metrics(
+            operator,
+            metrics,
+            args.share_group,
+            stop,
+            lambda status: print(f"exporter: mqtt {status}", file=sys.stderr, flush=True),
+        )
     finally:
         server.shutdown()
         thread.join(5)

@@ -56,8 +56,9 @@ async def feed_metrics(
         except aiomqtt.MqttError as exc:
             delay = backoff.next()
             on_status(f"disconnected: {exc}")
-            log.warning("exporter: broker %s:%d: %s (retrying in %.1f s)", operator.mqtt.host, operator.mqtt.port,
-                        exc, delay)  # fmt: skip
+            log.warning(
+                "exporter: broker %s:%d: %s (retrying in %.1f s)", operator.mqtt.host, operator.mqtt.port, exc, delay
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
 

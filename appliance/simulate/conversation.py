@@ -90,14 +90,13 @@ class SimulatedConversation:
         return self._volume
 
     def say(self, text: str) -> int:
-        busy = self._speaking is not None and not self._speaking.done()
+        if self._speaking is None or self._speaking.done():
+            self._speaking = self._tasks.spawn(self._speak(text), "say")
+            return 0
         if len(self._waiting) >= SAY_QUEUE_LIMIT:
             raise SayQueueFull(f"{len(self._waiting)} announcements already wait; try again later")
-        ahead = len(self._waiting) + (1 if busy else 0)
         self._waiting.append(text)
-        if not busy:
-            self._speaking = self._tasks.spawn(self._speak_waiting(), "say")
-        return ahead
+        return len(self._waiting)
 
     def stop(self) -> bool:
         was = (self._speaking is not None and not self._speaking.done()) or bool(self._waiting)
@@ -125,12 +124,15 @@ class SimulatedConversation:
 
     # ----- the clock -----------------------------------------------------------------------------
 
-    async def _speak_waiting(self) -> None:
+    async def _speak(self, text: str) -> None:
+        """`text`, then every announcement that waits behind it."""
         try:
-            while self._waiting:
-                text = self._waiting.popleft()
+            while True:
                 self._state = "speaking"
                 await asyncio.sleep(len(text) * SPEAKING_S_PER_CHAR)
+                if not self._waiting:
+                    break
+                text = self._waiting.popleft()
         finally:
             self._state = "listening"
 
@@ -139,8 +141,13 @@ class SimulatedConversation:
         self._state = "thinking"
         await asyncio.sleep(self.thinking_s)
         reply = "Here is what I found."
-        record = TurnRecord(turn=self._turn, user_text="what is new", agent_text=reply, agent=self._agent,
-                            providers=dict(self._providers))  # fmt: skip
+        record = TurnRecord(
+            turn=self._turn,
+            user_text="what is new",
+            agent_text=reply,
+            agent=self._agent,
+            providers=dict(self._providers),
+        )
         record.set_latencies(end_of_turn=0.3, voice_to_voice=self.latency_ms / 1000)
         self._state = "speaking"
         await asyncio.sleep(len(reply) * SPEAKING_S_PER_CHAR)

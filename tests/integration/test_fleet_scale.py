@@ -33,8 +33,9 @@ class Running:
         self.err = tmp_path / f"{name}.err"
         self.out = tmp_path / f"{name}.out"
         command = [sys.executable, "-m", "appliance", "fleet", "--broker", f"127.0.0.1:{broker.port}", *args]
-        self.proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=self.out.open("w"),
-                                     stderr=self.err.open("w"))  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=self.out.open("w"), stderr=self.err.open("w")
+        )
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -65,9 +66,23 @@ def broker() -> Iterator[Broker]:
 
 @pytest.fixture
 def simulator(broker: Broker, models_dir: Path, tmp_path: Path) -> Iterator[Running]:
-    sim = Running(broker, tmp_path, "simulate", "simulate", "--devices", str(DEVICES), "--group", "kitchen,hall",
-                  "--jitter", "2", "--telemetry-interval", "1", "--report-every", "0.5",
-                  env={"APPLIANCE_MODELS__DIR": str(models_dir)})  # fmt: skip
+    sim = Running(
+        broker,
+        tmp_path,
+        "simulate",
+        "simulate",
+        "--devices",
+        str(DEVICES),
+        "--group",
+        "kitchen,hall",
+        "--jitter",
+        "2",
+        "--telemetry-interval",
+        "1",
+        "--report-every",
+        "0.5",
+        env={"APPLIANCE_MODELS__DIR": str(models_dir)},
+    )
     try:
         sim.wait_for(f"{DEVICES}/{DEVICES} connected")
         yield sim
@@ -100,8 +115,9 @@ def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample: (name, labels) -> value."""
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text)
-            for s in f.samples}  # fmt: skip
+    return {
+        (s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
 
 
 def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
