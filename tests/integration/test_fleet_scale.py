@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -252,3 +255,90 @@ def test_two_exporters_split_telemetry_and_events_between_them(
     assert all(n > 0 for n in live), live  # ...and of the telemetry
     for samples in split:  # status is every exporter's: both see the whole fleet online
         assert total(samples, "appliance_devices_online") == DEVICES
+
+
+@pytest.fixture
+def acl_broker() -> Iterator[Broker]:
+    """The shipped mosquitto/ setup: an operator account, and one account per simulated device (add-device.sh)."""
+    from tests.integration.test_mosquitto_acl import OPERATOR, OPERATOR_PASSWORD, AclBroker, script
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    root = Path(tempfile.mkdtemp(prefix="mq-acl-"))
+    root.chmod(0o755)  # Mosquitto, started as root, drops to its own user
+    (root / "run").mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root / "run", user="mosquitto")
+    accounts = [("add-operator.sh", OPERATOR, OPERATOR_PASSWORD)]
+    accounts += [("add-device.sh", f"sim-{n:04d}", f"pw-sim-{n:04d}", "--group", "acl") for n in range(1, 5)]
+    for name, account, password, *options in accounts:
+        done = script(name, *options, "--password", password, account, files=root / "etc")
+        assert done.returncode == 0, done.stderr
+    broker = AclBroker(root, port).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_simulated_devices_log_in_with_an_account_each_under_the_shipped_acl(
+    acl_broker: Broker, models_dir: Path, tmp_path: Path
+) -> None:
+    """Under the ACL a device may publish only its own topics: each answers only if it logged in as
+    itself. The exporter, as an operator, reads through its shared subscription under the same ACL."""
+    from tests.integration.test_mosquitto_acl import OPERATOR, OPERATOR_PASSWORD
+
+    count, broker = 4, acl_broker
+    operator = {"APPLIANCE_MQTT__USERNAME": OPERATOR, "APPLIANCE_MQTT__PASSWORD": OPERATOR_PASSWORD}
+    sim = Running(
+        broker,
+        tmp_path,
+        "simulate",
+        "simulate",
+        "--devices",
+        str(count),
+        "--group",
+        "acl",
+        "--username",
+        "{id}",
+        "--password",
+        "pw-{id}",
+        "--jitter",
+        "0.5",
+        "--telemetry-interval",
+        "1",
+        env={"APPLIANCE_MODELS__DIR": str(models_dir)},
+    )
+    exporter = Running(broker, tmp_path, "exporter", "exporter", "--port", "0", "--bind", "127.0.0.1", env=operator)
+    try:
+        sim.wait_for(f"{count}/{count} connected")
+        url = "http://127.0.0.1:{}/metrics".format(exporter.wait_for(r"127\.0\.0\.1:(\d+)/metrics").group(1))
+        exporter.wait_for("mqtt connected")
+        listen = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "appliance",
+                "fleet",
+                "--broker",
+                f"127.0.0.1:{broker.port}",
+                "--json",
+                "--timeout",
+                "20",
+                "cmd",
+                "all",
+                "listen",
+            ],
+            env={**os.environ, **operator},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert {r["device"] for r in json_lines(listen)} == {f"sim-{n:04d}" for n in range(1, count + 1)}
+        wait_until(lambda: total(scrape(url), "appliance_turns_total") == count, "the exporter saw every turn")
+        assert total(scrape(url), "appliance_devices_online", group="acl") == count
+    finally:
+        sim.kill()
+        exporter.kill()
