@@ -85,7 +85,10 @@ async def _live(operator: Operator, view: FleetView, shown: Any, interval: float
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(*(HEADERS.get(c, c) for c in COLUMNS), title=f"{len(rows)} devices")
+    table = Table(title=f"{len(rows)} devices")
+    widest_id = max((len(str(row["id"])) for row in rows), default=2)
+    for column in COLUMNS:  # an id is never cut; the other columns give way on a narrow terminal
+        table.add_column(HEADERS.get(column, column), no_wrap=True, min_width=widest_id if column == "id" else None)
     for row in rows:
         cells = {**row, "last_seen": describe_age(row["last_seen"])}
         table.add_row(*("-" if cells[c] is None else str(cells[c]) for c in COLUMNS))

@@ -24,6 +24,7 @@ from typing import Any
 
 from appliance.fleet.config_store import ConfigStore
 from appliance.fleet.device import connect_fleet
+from appliance.providers.secrets import resolve_secret
 from appliance.simulate.conversation import SimulatedConversation
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,9 @@ class SimulatedFleet:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> SimulatedFleet:
+        first = self.devices[0]
+        # A bad config or password reference fails here, once (ConfigError, SecretError), not in every link.
+        resolve_secret(ConfigStore(self.options.config_path, first.environ()).load().mqtt.password)
         rng = random.Random(0)
         self._tasks = [
             asyncio.create_task(d.run(self._stop, rng.uniform(0, self.options.jitter_s)), name=d.id)
@@ -169,7 +173,10 @@ class SimulatedFleet:
     async def aclose(self) -> None:
         """Every link publishes its offline status and disconnects."""
         self._stop.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for device, outcome in zip(self.devices, outcomes, strict=False):
+            if isinstance(outcome, Exception):
+                log.error("simulated device %s failed: %s", device.id, outcome)
         if self._temporary:
             shutil.rmtree(self.state_root, ignore_errors=True)
 

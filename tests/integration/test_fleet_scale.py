@@ -342,3 +342,12 @@ def test_simulated_devices_log_in_with_an_account_each_under_the_shipped_acl(
     finally:
         sim.kill()
         exporter.kill()
+
+
+def test_a_simulation_that_cannot_start_says_why_in_one_line(broker: Broker) -> None:
+    unreadable = fleet(broker, "simulate", "--devices", "3", "--password", "file:/nonexistent/{id}", "--duration", "5")
+    assert unreadable.returncode == 2 and unreadable.stderr.strip().splitlines() == [
+        "appliance: error: cannot read secret file /nonexistent/sim-0001: No such file or directory"
+    ]
+    assert fleet(broker, "simulate", "--devices", "0").returncode == 2
+    assert fleet(broker, "top", "--sort", "colour").returncode == 2
