@@ -24,6 +24,18 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
             raise UsageError(f"--broker must be HOST:PORT, not {args.broker!r}")
         mqtt = mqtt.model_copy(update={"host": host, "port": int(port)})
     operator = Operator(mqtt, timeout_s=args.timeout)
+    if args.fleet_command == "simulate":
+        from appliance.cli.fleet_simulate import simulate_command
+
+        return await simulate_command(args, config, mqtt)
+    if args.fleet_command in ("top", "exporter"):
+        from appliance.cli.fleet_watch import exporter_command, top_command
+
+        watch = top_command if args.fleet_command == "top" else exporter_command
+        try:
+            return await watch(args, operator)
+        except FleetError as exc:
+            raise OperationalError(str(exc)) from None
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         if args.fleet_command == "ls":

@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("name", metavar="NAME")
     cmd.add_argument("arguments", nargs="?", metavar="JSON")
 
+    _fleet_scale_parsers(fleet_cmd, with_config)
+
     _release_parser(commands, with_config)
 
     with_config(commands.add_parser("config", help="print the effective config (secrets redacted)"))
@@ -170,3 +172,41 @@ def _release_parser(
     verify.add_argument("--allow-downgrade", action="store_true", help="accept a release older than --running")
     verify.add_argument("--extract-to", type=Path, help="after verifying, unpack the files into this new folder")
     verify.add_argument("--json", action="store_true", help="one JSON object: ok, version or code and message")
+
+
+def _fleet_scale_parsers(
+    fleet_cmd: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    """`fleet simulate`, `fleet top` and `fleet exporter`: the fleet at scale."""
+    simulate = _fleet_options(
+        with_config(fleet_cmd.add_parser("simulate", help="N simulated devices (the real fleet code, no engines)"))
+    )
+    simulate.add_argument("--devices", type=int, required=True, metavar="N")
+    simulate.add_argument("--prefix", default="sim-", help="device ids are PREFIX0001, PREFIX0002, ... (default sim-)")
+    simulate.add_argument("--group", default="sim", help="group, or groups dealt in turn: kitchen,hall (default sim)")
+    simulate.add_argument("--jitter", type=float, default=2.0, help="spread the connects over this many seconds")
+    simulate.add_argument("--telemetry-interval", type=float, help="seconds (default: [mqtt] telemetry_interval_s)")
+    simulate.add_argument("--username", help="broker account per device; {id} is the device id")
+    simulate.add_argument("--password", help="its password, or env:/file: reference; {id} is the device id")
+    simulate.add_argument("--talk-every", type=float, default=0.0, help="each device runs a turn this often (s)")
+    simulate.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    simulate.add_argument("--report-every", type=float, default=5.0, help="seconds between report lines")
+    simulate.add_argument("--state-dir", type=Path, help="keep each device's state dir in here (default: a temp dir)")
+    top = _fleet_options(with_config(fleet_cmd.add_parser("top", help="a live table of devices")))
+    top.add_argument("filters", nargs="*", metavar="FILTER", help="group:NAME, state:STATE, or text in the id")
+    top.add_argument("--sort", default="id", help="column to sort by (default id; --sort=-p95: descending)")
+    top.add_argument("--reverse", action="store_true", help="sort descending")
+    top.add_argument("--once", action="store_true", help="print the table once and exit (so does a pipe)")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    exporter = _fleet_options(
+        with_config(fleet_cmd.add_parser("exporter", help="Prometheus metrics from telemetry, status and events"))
+    )
+    exporter.add_argument("--port", type=int, default=9464, help="HTTP port of /metrics (default 9464; 0: any)")
+    exporter.add_argument("--bind", default="0.0.0.0", help="address to serve on (default all)")
+    exporter.add_argument(
+        "--share-group", default="appliance-exporter", help="shared subscription group: exporters in one split the load"
+    )
+    exporter.add_argument(
+        "--stale", type=float, default=120.0, help="drop a device's telemetry not refreshed within this many seconds"
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.config import AppConfig
-from appliance.control import Control
+from appliance.fleet.control_surface import ControlSurface
 
 LIVE_SESSION = ("endpointing", "interruption", "activation", "timeouts", "vad")
 PROVIDER_STAGES = ("stt", "llm", "tts")
@@ -30,7 +30,7 @@ def changed_sections(old: AppConfig, new: AppConfig) -> dict[str, list[str]]:
     return changes
 
 
-async def apply_config(old: AppConfig, new: AppConfig, control: Control | None) -> dict[str, Any]:
+async def apply_config(old: AppConfig, new: AppConfig, control: ControlSurface | None) -> dict[str, Any]:
     """Apply what can be applied live; returns {"applied": [...], "restart_required": [...]}."""
     changes = changed_sections(old, new)
     live: list[str] = []

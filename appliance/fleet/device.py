@@ -8,8 +8,8 @@ from typing import Any
 from appliance.agents.events import AgentHandoffEvent, RunEvent
 from appliance.agents.registry import agent_names
 from appliance.config import AppConfig, effective_config
-from appliance.control import Control
 from appliance.fleet.config_store import ConfigStore
+from appliance.fleet.control_surface import ControlSurface
 from appliance.fleet.desired_state import DesiredState
 from appliance.fleet.device_commands import DeviceCommands
 from appliance.fleet.discovery import discovery_payload
@@ -21,7 +21,7 @@ from appliance.fleet.topics import Topics
 
 def connect_fleet(
     config: AppConfig,
-    control: Control | None,
+    control: ControlSurface | None,
     request_restart: Callable[[], None],
     store: ConfigStore | None = None,
     sound_device: Callable[[], str] | None = None,
@@ -67,7 +67,7 @@ def connect_fleet(
     return link
 
 
-def device_state(control: Control | None, sound_device: Callable[[], str] | None) -> dict[str, Any]:
+def device_state(control: ControlSurface | None, sound_device: Callable[[], str] | None) -> dict[str, Any]:
     """The retained `state` topic's payload: what changes when someone acts on the box."""
     state: dict[str, Any] = {"state": "headless", "sound_device": sound_device() if sound_device else "none"}
     if control is not None:

@@ -15,11 +15,12 @@ from appliance.agents.registry import UnknownAgentError, agent_names, is_import_
 from appliance.app import START_ERRORS, preflight
 from appliance.calls.manager import CallError, CallManager
 from appliance.config import AppConfig, ConfigError, effective_config
-from appliance.control import Control, NotAvailable, SayQueueFull
+from appliance.control import NotAvailable, SayQueueFull
 from appliance.emitter import Emitter
 from appliance.fleet.commands import CommandArgs, CommandError, CommandRouter, Handler
 from appliance.fleet.config_apply import apply_config
 from appliance.fleet.config_store import ConfigStore, StaleVersionError
+from appliance.fleet.control_surface import ControlSurface
 from appliance.fleet.remote_keys import forbidden_keys
 from appliance.fleet.update_command import UpdateCommand
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials, room_credentials
@@ -68,7 +69,7 @@ class DeviceCommands:
     def __init__(
         self,
         config: AppConfig,
-        control: Control | None,
+        control: ControlSurface | None,
         request_restart: Callable[[], None],
         store: ConfigStore | None = None,
     ) -> None:
@@ -102,12 +103,12 @@ class DeviceCommands:
         }
         return CommandRouter(table)
 
-    def _control(self) -> Control:
+    def _control(self) -> ControlSurface:
         if self.control is None:
             raise CommandError("not_available", "this device runs no voice session")
         return self.control
 
-    def _conversation(self) -> Control:
+    def _conversation(self) -> ControlSurface:
         """The control surface, once it is sure there is a conversation to act on."""
         control = self._control()
         try:

@@ -70,6 +70,8 @@ class FleetLink:
         """The desired config documents this device follows, applied on connect and on change."""
         self.connected = asyncio.Event()
         self.on_status: Emitter[[str]] = Emitter("status")
+        self.on_answered: Emitter[[str, dict[str, Any]]] = Emitter("answered")
+        """A command was answered: its name and the reply (for counters such as the simulator's)."""
         self._outbox: deque[tuple[str, bytes, bool]] = deque(maxlen=config.queue_limit)
         self._wake = asyncio.Event()
         self._reported: dict[str, Any] | None = None
@@ -220,6 +222,7 @@ class FleetLink:
         reply = await self.router.handle(name, bytes(message.payload or b""))
         reply = {**reply, "device": self.topics.device_id}  # group and fleet-wide commands get many replies
         await self._answer(client, message, name, reply)
+        self.on_answered.emit(name, reply)
 
     async def _desired(self, client: Any, message: Any) -> None:
         """A desired document: applied if newer; a live one (`fleet set`) with a response topic is answered."""

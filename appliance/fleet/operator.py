@@ -34,7 +34,8 @@ class Operator:
     mqtt: MqttConfig
     timeout_s: float = 3.0
 
-    def _client(self) -> Any:
+    def client(self) -> Any:
+        """A new MQTT v5 client for this broker and account (not yet connected)."""
         import aiomqtt
 
         tls = None
@@ -75,7 +76,7 @@ class Operator:
 
         found: dict[str, Any] = {}
         try:
-            async with self._client() as client:
+            async with self.client() as client:
                 for topic_filter in topic_filters:
                     await client.subscribe(topic_filter, qos=1)
                 with contextlib.suppress(TimeoutError):
@@ -117,7 +118,7 @@ class Operator:
 
         topic = latest_release_topic(self.mqtt.topic_prefix)
         try:
-            async with self._client() as client:
+            async with self.client() as client:
                 await client.publish(topic, json.dumps(announcement), qos=1, retain=True)
         except aiomqtt.MqttError as exc:
             raise FleetError(f"cannot reach the broker {self.mqtt.host}:{self.mqtt.port}: {exc}") from None
@@ -131,7 +132,7 @@ class Operator:
         kinds = ("status", "state", "telemetry", "config/reported", "config/desired")
         topics = [f"{prefix}/{device_id}/{kind}" for kind in kinds] + [f"homeassistant/device/{device_id}/config"]
         try:
-            async with self._client() as client:
+            async with self.client() as client:
                 for topic in topics:
                     await client.publish(topic, b"", qos=1, retain=True)
         except aiomqtt.MqttError as exc:
@@ -165,7 +166,7 @@ class Operator:
         single = target != "all" and not target.startswith("group:")
         replies: list[dict[str, Any]] = []
         try:
-            async with self._client() as client:
+            async with self.client() as client:
                 await client.subscribe(reply_topic, qos=1)
                 properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 properties.ResponseTopic = reply_topic

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.control import Control
+from appliance.fleet.control_surface import ControlSurface
 from appliance.system.process import current_rss_mb
 from appliance.voice.turn_record import TurnRecord
 
@@ -19,7 +19,7 @@ THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
 
 class Telemetry:
     def __init__(
-        self, control: Control | None, window: int = 50, calls: Callable[[], list[dict[str, Any]]] | None = None
+        self, control: ControlSurface | None, window: int = 50, calls: Callable[[], list[dict[str, Any]]] | None = None
     ) -> None:
         self.control = control
         self.calls = calls

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("release",),
     ("system",),
     ("fleet",),
-    ("bench",),
+    ("bench", "simulate"),
     ("cli", "__main__.py"),
 )
 MAX_LINES = 600
