@@ -26,7 +26,7 @@ ENV_PREFIX = "APPLIANCE_"
 MQTT_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 """A device id or group: one topic level with no wildcard, separator or control character, and an id
 Home Assistant accepts."""
-RESERVED_MQTT_NAMES = frozenset({"all", "group", "replies"})
+RESERVED_MQTT_NAMES = frozenset({"all", "group", "replies", "release", "rollout"})
 _DESCRIPTOR = re.compile(r"^[a-z0-9_-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
 
 

@@ -28,6 +28,13 @@ async def fleet_command(args: argparse.Namespace, config: AppConfig) -> int:
         from appliance.cli.fleet_simulate import simulate_command
 
         return await simulate_command(args, config, mqtt)
+    if args.fleet_command == "rollout":
+        from appliance.cli.fleet_rollout import rollout_command
+
+        try:
+            return await rollout_command(args, operator)
+        except FleetError as exc:
+            raise OperationalError(str(exc)) from None
     if args.fleet_command in ("top", "exporter"):
         from appliance.cli.fleet_watch import exporter_command, top_command
 

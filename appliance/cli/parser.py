@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("arguments", nargs="?", metavar="JSON")
 
     _fleet_scale_parsers(fleet_cmd, with_config)
+    _rollout_parser(fleet_cmd, with_config)
 
     _release_parser(commands, with_config)
 
@@ -210,3 +211,30 @@ def _fleet_scale_parsers(
     exporter.add_argument(
         "--stale", type=float, default=120.0, help="drop a device's telemetry not refreshed within this many seconds"
     )
+
+
+def _rollout_parser(
+    fleet_cmd: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    """`fleet rollout`: a config change in stages, canary first, halted and rolled back on failures."""
+    rollout = _fleet_options(with_config(fleet_cmd.add_parser("rollout", help="a config change in stages")))
+    actions = rollout.add_subparsers(dest="rollout_action", required=True, metavar="ACTION")
+    start = _fleet_options(with_config(actions.add_parser("start", help="TARGET key=value ...: canary, then batches")))
+    start.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all (the devices online now)")
+    start.add_argument("assignments", nargs="+", metavar="key=value")
+    start.add_argument("--name", help="the rollout's name (default: rollout-XXXXXX)")
+    start.add_argument("--canary", default="5%", help="share of the devices in the first batch (default 5%%)")
+    start.add_argument("--batch", default="25%", help="share of the devices in each later batch (default 25%%)")
+    start.add_argument("--pause", type=float, default=10.0, help="seconds between batches (default 10)")
+    start.add_argument("--settle", type=float, default=5.0, help="seconds a batch is watched after it applied (5)")
+    start.add_argument("--max-failures", type=int, default=0, help="failed devices tolerated before halting (0)")
+    start.add_argument("--v2v-margin", default="25%", help="how much worse a device's voice-to-voice p95 may get")
+    actions_help = {
+        "status": "where a rollout is",
+        "pause": "stop after the current batch",
+        "resume": "carry on a paused (or orphaned) rollout",
+        "abort": "stop and roll back",
+    }
+    for action, text in actions_help.items():
+        _fleet_options(with_config(actions.add_parser(action, help=text))).add_argument("name", metavar="NAME")

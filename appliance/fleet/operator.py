@@ -226,7 +226,7 @@ def desired_vs_reported(device: dict[str, Any], retained: dict[str, Any], prefix
     reported: dict[str, Any] = found if isinstance(found, dict) else {}
     applied: dict[str, Any] = reported["desired"] if isinstance(reported.get("desired"), dict) else {}
     config: dict[str, Any] = reported["config"] if isinstance(reported.get("config"), dict) else {}
-    differing = [key for key, value in dotted_keys(merged) if _lookup(config, key) != value]
+    differing = [key for key, value in dotted_keys(merged) if lookup(config, key) != value]
     return {
         "device": device_id,
         "state": device.get("state", "-"),
@@ -239,7 +239,7 @@ def desired_vs_reported(device: dict[str, Any], retained: dict[str, Any], prefix
     }
 
 
-def _lookup(config: dict[str, Any], dotted: str) -> Any:
+def lookup(config: dict[str, Any], dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:

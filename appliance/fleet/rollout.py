@@ -1,0 +1,276 @@
+"""Staged rollouts of a config patch: a canary share first, then batches, each gated on health, halted and
+rolled back when too many devices fail.
+
+The whole rollout is one retained document (`<prefix>/rollout/<name>`): the plan (batches of device ids),
+where it is, and what happened to each device, with the values each had before. It is written after every
+step, so another operator, or the same one after a crash, sees it (`status`) and carries it on
+(`resume`); `pause` and `abort` are written to the same document and the running rollout obeys them at
+the next step. Rolling back writes each touched device's previous values as its own desired config.
+
+A device passes its batch when it applies the patch (its reply says so), shows no error event while the
+batch settles, is still online, and its voice-to-voice p95 (from telemetry newer than the change) is not
+worse than before by more than the margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from appliance.fleet.operator import FleetError, Operator, lookup
+from appliance.fleet.remote_keys import dotted_keys
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+States = ("running", "paused", "aborting", "halted", "aborted", "done")
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    canary: float = 0.05
+    """Share of the target in the first batch (at least one device)."""
+    batch: float = 0.25
+    """Share of the target in each later batch (at least one device)."""
+    pause_s: float = 10.0
+    settle_s: float = 5.0
+    """How long a batch is watched (error events, status) after it applied the change."""
+    max_failures: int = 0
+    """More failed devices than this halts the rollout and rolls back every device it touched."""
+    v2v_margin: float = 0.25
+    """A device's voice-to-voice p95 may get worse by this share before it counts as failed."""
+
+
+def rollout_topic(prefix: str, name: str) -> str:
+    return f"{prefix}/rollout/{name}"
+
+
+def plan_batches(device_ids: list[str], options: RolloutOptions) -> list[list[str]]:
+    """The canary share first, then batches of `options.batch`; every batch has at least one device."""
+    ids = sorted(device_ids)
+    if not ids:
+        return []
+    canary = max(1, math.ceil(len(ids) * options.canary))
+    size = max(1, math.ceil(len(ids) * options.batch))
+    batches = [ids[:canary]]
+    rest = ids[canary:]
+    batches += [rest[i : i + size] for i in range(0, len(rest), size)]
+    return batches
+
+
+def new_document(
+    name: str, target: str, patch: dict[str, Any], batches: list[list[str]], options: RolloutOptions
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "target": target,
+        "patch": patch,
+        "options": options.__dict__,
+        "batches": batches,
+        "next_batch": 0,
+        "state": "running",
+        "devices": {},
+        "created": time.time(),
+        "updated": time.time(),
+    }
+
+
+Progress = Callable[[str], None]
+
+
+class Rollout:
+    """Runs (or carries on) the rollout described by a document; `run` returns it finished, halted or paused."""
+
+    def __init__(self, operator: Operator, document: dict[str, Any], progress: Progress = lambda _line: None) -> None:
+        self.operator = operator
+        self.doc = document
+        self.options = RolloutOptions(**document["options"])
+        self.progress = progress
+        self.topic = rollout_topic(operator.mqtt.topic_prefix, document["name"])
+
+    async def run(self) -> dict[str, Any]:
+        self.doc["state"] = "running"
+        await self._save()
+        while self.doc["next_batch"] < len(self.doc["batches"]):
+            wanted = await self._requested_state()
+            if wanted == "paused":
+                self.doc["state"] = "paused"
+                self.progress("paused")
+                return await self._save()
+            if wanted == "aborting":
+                return await self._roll_back("aborted", "aborted by an operator")
+            index = self.doc["next_batch"]
+            batch = self.doc["batches"][index]
+            label = "canary" if index == 0 else f"batch {index}/{len(self.doc['batches']) - 1}"
+            await self._run_batch(batch)
+            failed = [d for d, r in self.doc["devices"].items() if r["result"] == "failed"]
+            passed = sum(self.doc["devices"].get(d, {}).get("result") == "ok" for d in batch)
+            self.progress(f"{label}: {passed} of {len(batch)} devices healthy, {len(failed)} failed in all")
+            if len(failed) > self.options.max_failures:
+                return await self._roll_back("halted", f"{len(failed)} devices failed: {', '.join(sorted(failed))}")
+            self.doc["next_batch"] = index + 1
+            await self._save()
+            if self.doc["next_batch"] < len(self.doc["batches"]):
+                await asyncio.sleep(self.options.pause_s)
+        self.doc["state"] = "done"
+        self.progress("done")
+        return await self._save()
+
+    async def run_abort(self) -> dict[str, Any]:
+        """Roll back what a rollout nobody is running has touched."""
+        return await self._roll_back("aborted", "aborted by an operator")
+
+    # ----- one batch -------------------------------------------------------------------------------
+
+    async def _run_batch(self, batch: list[str]) -> None:
+        prefix = self.operator.mqtt.topic_prefix
+        before = await self.operator.retained(
+            [f"{prefix}/{d}/{kind}" for d in batch for kind in ("config/reported", "telemetry", "status")]
+        )
+        for device in batch:
+            config = (before.get(f"{prefix}/{device}/config/reported") or {}).get("config") or {}
+            previous = {key: lookup(config, key) for key, _value in dotted_keys(self.doc["patch"])}
+            self.doc["devices"][device] = {"result": "applying", "before": previous,
+                                           "p95_before": _p95(before.get(f"{prefix}/{device}/telemetry"))}  # fmt: skip
+        await self._save()
+        started = time.time()
+        errors = asyncio.create_task(self._error_events(batch, self.options.settle_s + self.operator.timeout_s))
+        results = await asyncio.gather(*(self._apply(device) for device in batch))
+        await asyncio.sleep(self.options.settle_s)
+        erred = await errors
+        after = await self.operator.retained(
+            [f"{prefix}/{d}/{kind}" for d in batch for kind in ("telemetry", "status")]
+        )
+        for device, reason in zip(batch, results, strict=True):
+            record = self.doc["devices"][device]
+            status = after.get(f"{prefix}/{device}/status") or {}
+            telemetry = after.get(f"{prefix}/{device}/telemetry") or {}
+            if reason is None and device in erred:
+                reason = f"error event: {erred[device]}"
+            if reason is None and status.get("state") != "online":
+                reason = "offline after the change"
+            if reason is None:
+                reason = self._slower(record.get("p95_before"), telemetry, started)
+            record["result"], record["reason"] = ("ok", "") if reason is None else ("failed", reason)
+
+    async def _apply(self, device: str) -> str | None:
+        """The patch as this device's own desired config; None if it applied it, else why not."""
+        try:
+            _document, replies = await self.operator.set_desired(device, self.doc["patch"], expect={device})
+        except FleetError as exc:
+            return str(exc)
+        reply = next((r for r in replies if r.get("device") == device), None)
+        if reply is None:
+            return "no answer"
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            return f"{error.get('code', 'refused')}: {error.get('message', '')}".strip()
+        return None
+
+    def _slower(self, p95_before: float | None, telemetry: dict[str, Any], since: float) -> str | None:
+        fresh = isinstance(telemetry.get("ts"), (int, float)) and telemetry["ts"] >= since
+        p95_after = _p95(telemetry) if fresh else None
+        if p95_before is None or p95_after is None:
+            return None  # nothing to compare yet: telemetry comes every telemetry_interval_s
+        limit = p95_before * (1 + self.options.v2v_margin)
+        return f"voice-to-voice p95 {p95_after:.0f} ms > {limit:.0f} ms" if p95_after > limit else None
+
+    async def _error_events(self, batch: list[str], seconds: float) -> dict[str, str]:
+        """Error events the batch's devices publish while it applies and settles (device -> message)."""
+        import aiomqtt
+
+        prefix = self.operator.mqtt.topic_prefix
+        found: dict[str, str] = {}
+        try:
+            async with self.operator.client() as client:
+                for device in batch:
+                    await client.subscribe(f"{prefix}/{device}/events", qos=1)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        async for message in client.messages:
+                            event = _json(message.payload)
+                            if isinstance(event, dict) and event.get("type") == "error":
+                                found.setdefault(str(message.topic).split("/")[-2], str(event.get("message", "")))
+        except aiomqtt.MqttError:
+            pass  # the batch is judged on its replies and status alone
+        return found
+
+    # ----- halting, rolling back, the shared document ----------------------------------------------
+
+    async def _roll_back(self, state: str, why: str) -> dict[str, Any]:
+        self.progress(f"{why}: rolling back")
+        touched = [d for d, r in self.doc["devices"].items() if r["result"] in ("ok", "failed", "applying")]
+        for device in touched:
+            record = self.doc["devices"][device]
+            restore = _nested({k: v for k, v in record["before"].items() if v is not None})
+            if not restore:
+                record["result"] = "rolled_back"
+                continue
+            try:
+                _doc, replies = await self.operator.set_desired(device, restore, expect={device})
+                answered = any(r.get("device") == device and r.get("ok") for r in replies)
+                record["result"] = "rolled_back" if answered else "rollback_pending"
+            except FleetError as exc:
+                record["result"], record["reason"] = "rollback_pending", str(exc)
+        self.doc["state"], self.doc["reason"] = state, why
+        self.progress(f"{state}: {len(touched)} devices rolled back")
+        return await self._save()
+
+    async def _requested_state(self) -> str:
+        """What the shared document says now (another operator may have paused or aborted it)."""
+        current = (await self.operator.retained([self.topic], listen_s=0.5)).get(self.topic)
+        return str(current.get("state")) if isinstance(current, dict) else "running"
+
+    async def _save(self) -> dict[str, Any]:
+        self.doc["updated"] = time.time()
+        await publish_document(self.operator, self.doc)
+        return self.doc
+
+
+async def publish_document(operator: Operator, document: dict[str, Any]) -> None:
+    import aiomqtt
+
+    topic = rollout_topic(operator.mqtt.topic_prefix, document["name"])
+    try:
+        async with operator.client() as client:
+            await client.publish(topic, json.dumps(document), qos=1, retain=True)
+    except aiomqtt.MqttError as exc:
+        raise FleetError(f"cannot reach the broker {operator.mqtt.host}:{operator.mqtt.port}: {exc}") from None
+
+
+async def load_document(operator: Operator, name: str) -> dict[str, Any]:
+    topic = rollout_topic(operator.mqtt.topic_prefix, name)
+    found = (await operator.retained([topic])).get(topic)
+    if not isinstance(found, dict):
+        raise FleetError(f"no rollout named {name!r}")
+    return found
+
+
+def _p95(telemetry: Any) -> float | None:
+    if not isinstance(telemetry, dict):
+        return None
+    value = (telemetry.get("voice_to_voice_ms") or {}).get("p95")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = patch
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return patch
+
+
+def _json(payload: Any) -> Any:
+    try:
+        return json.loads(bytes(payload))
+    except (ValueError, TypeError):
+        return None
