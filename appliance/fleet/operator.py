@@ -187,17 +187,24 @@ class Operator:
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     """`endpointing.min_silence_ms=400 agent.name=chat` -> a nested patch (values as TOML literals)."""
-    patch: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise FleetError(f"{item!r} is not key=value")
         try:
-            value = tomllib.loads(f"v = {raw}")["v"]
+            flat[key] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw
+            flat[key] = raw
+    return nested(flat)
+
+
+def nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """`{"audio.volume": 35}` -> `{"audio": {"volume": 35}}` (a patch)."""
+    patch: dict[str, Any] = {}
+    for dotted, value in flat.items():
         node = patch
-        *parents, leaf = key.split(".")
+        *parents, leaf = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.fleet.operator import FleetError, Operator, lookup
+from appliance.fleet.operator import FleetError, Operator, lookup, nested
 from appliance.fleet.remote_keys import dotted_keys
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -207,7 +207,7 @@ class Rollout:
         touched = [d for d, r in self.doc["devices"].items() if r["result"] in ("ok", "failed", "applying")]
         for device in touched:
             record = self.doc["devices"][device]
-            restore = _nested({k: v for k, v in record["before"].items() if v is not None})
+            restore = nested({k: v for k, v in record["before"].items() if v is not None})
             if not restore:
                 record["result"] = "rolled_back"
                 continue
@@ -256,17 +256,6 @@ def _p95(telemetry: Any) -> float | None:
         return None
     value = (telemetry.get("voice_to_voice_ms") or {}).get("p95")
     return float(value) if isinstance(value, (int, float)) else None
-
-
-def _nested(flat: dict[str, Any]) -> dict[str, Any]:
-    patch: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        node = patch
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return patch
 
 
 def _json(payload: Any) -> Any:
