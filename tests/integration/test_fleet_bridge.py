@@ -3,7 +3,6 @@ mosquitto/bridge.conf), simulated devices split across them, operators on either
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +144,15 @@ def test_a_device_moved_to_the_other_broker_keeps_its_retained_state(bridged: Br
         (pong,) = json_lines(fleet(operator, "--json", "--timeout", "30", "cmd", MOVER, "ping"))
         assert pong["ok"] and pong["device"] == MOVER
     assert sorted(listed(bridged.a)) == EVERY_DEVICE
+
+
+def test_the_readme_shows_the_bridge_config_and_emqx_rules_that_are_shipped() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text().split("### More than one broker", 1)[1]
+    shipped = [
+        line for line in (root / "mosquitto" / "bridge.conf").read_text().splitlines() if line and line[0] != "#"
+    ]
+    shown = readme.split("```\n", 2)[1].split("```", 1)[0].splitlines()
+    assert shown == shipped
+    emqx = readme.split("```erlang\n", 1)[1].split("```", 1)[0]
+    assert emqx.strip() and all(line in (root / "cluster" / "emqx-acl.conf").read_text() for line in emqx.splitlines())
