@@ -18,8 +18,23 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECK = Path(__file__).with_name("emqx_acl_check.escript")
 ACL = ROOT / "cluster" / "emqx-acl.conf"
 
-DEVICE_IDS = ["kitchen-1", "sim-0001", "A_b", "x" * 64]
-NOT_DEVICE_IDS = ["all", "group", "replies", "a/b", "#", "+", "kitchen+", "", "-lead", "x" * 65]
+DEVICE_IDS = ["kitchen-1", "sim-0001", "A_b", "x" * 64, "allx", "rollouts", "group-2"]
+NOT_DEVICE_IDS = [
+    "all",
+    "ALL",
+    "Group",
+    "group",
+    "replies",
+    "release",
+    "rollout",
+    "a/b",
+    "#",
+    "+",
+    "kitchen+",
+    "",
+    "-lead",
+    "x" * 65,
+]
 
 
 def check(path: Path, *cases: str) -> subprocess.CompletedProcess[str]:
