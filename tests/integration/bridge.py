@@ -1,0 +1,110 @@
+"""Two real Mosquitto brokers on free loopback ports, bridged both ways with the shipped mosquitto/bridge.conf."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.integration.broker import Broker
+
+SHIPPED = Path(__file__).resolve().parents[2] / "mosquitto" / "bridge.conf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bridge_config(remote_port: int) -> str:
+    """The shipped bridge.conf pointed at a plain loopback broker: its address, no account, no TLS."""
+    text = SHIPPED.read_text()
+    text = re.sub(r"(?m)^address .*$", f"address 127.0.0.1:{remote_port}", text)
+    kept = [line for line in text.splitlines() if not line.startswith(("remote_username", "remote_password"))]
+    return "\n".join(line for line in kept if not line.startswith("bridge_cafile")) + "\n"
+
+
+class BridgedBroker(Broker):
+    """A test broker whose config ends with the bridge to `remote_port`, its log in a file."""
+
+    def __init__(self, root: Path, port: int, remote_port: int) -> None:
+        super().__init__(root, port)
+        self.remote_port = remote_port
+
+    @property
+    def log(self) -> str:
+        path = self.root / "mosquitto.log"
+        return path.read_text() if path.exists() else ""
+
+    def start(self) -> BridgedBroker:
+        config = self.root / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\npersistence false\nallow_anonymous true\n"
+            f"log_dest file {self.root / 'mosquitto.log'}\nlog_type all\n" + bridge_config(self.remote_port)
+        )
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                assert self.process.poll() is None, f"mosquitto did not start: {self.log}"
+                assert time.monotonic() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+
+
+async def _crosses(sender: Broker, receiver: Broker, timeout: float) -> bool:
+    """Whether a message published on `sender` arrives at a subscriber on `receiver` within `timeout`."""
+    import aiomqtt
+
+    topic = f"appliance/bridge-probe/{uuid.uuid4().hex}"
+    async with aiomqtt.Client("127.0.0.1", receiver.port, protocol=aiomqtt.ProtocolVersion.V5) as listener:
+        await listener.subscribe(topic, qos=1)
+        async with aiomqtt.Client("127.0.0.1", sender.port, protocol=aiomqtt.ProtocolVersion.V5) as talker:
+            await talker.publish(topic, b"probe", qos=1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                async for _message in listener.messages:
+                    return True
+    return False
+
+
+def wait_bridged(a: Broker, b: Broker, timeout: float = 30) -> None:
+    """Until a message crosses the bridge in both directions (the bridge dials out after its broker starts)."""
+    deadline = time.monotonic() + timeout
+    for sender, receiver in ((a, b), (b, a)):
+        while not asyncio.run(_crosses(sender, receiver, 1.0)):
+            assert time.monotonic() < deadline, f"the bridge never carried {sender.port} -> {receiver.port}"
+
+
+@contextlib.contextmanager
+def bridged_mosquittos() -> Iterator[tuple[Broker, BridgedBroker]]:
+    """Broker A, and broker B with the bridge to A: devices and operators may use either."""
+    if shutil.which("mosquitto") is None:
+        raise RuntimeError("mosquitto is not installed (scripts/test installs it)")
+    root = Path(tempfile.mkdtemp(prefix="mq-bridge-"))
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    a = Broker(root / "a", free_port())
+    b = BridgedBroker(root / "b", free_port(), a.port)
+    try:
+        a.start()
+        b.start()
+        wait_bridged(a, b)
+        yield a, b
+    finally:
+        b.stop()
+        a.stop()
+        shutil.rmtree(root, ignore_errors=True)
