@@ -3,6 +3,7 @@ mosquitto/bridge.conf), simulated devices split across them, operators on either
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,13 @@ def test_operators_on_either_broker_reach_every_device(bridged: Bridged) -> None
     assert any(d.startswith("a-") for d in hall) and any(d.startswith("b-") for d in hall)
     agents = {s["device"]: s["config"]["agent"]["name"] for s in get(bridged.a, "all")}
     assert agents == {d: "chat" if d in hall else "assistant" for d in EVERY_DEVICE}
+
+    # A staged rollout run from B: its canary and batches reach the devices on both brokers.
+    done = fleet(bridged.b, "--timeout", "15", "rollout", "start", "all", "audio.volume=25", "--name", "bridged",
+                 "--canary", "10%", "--batch", "50%", "--pause", "0.2", "--settle", "0.5", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(json.loads(done.stdout)["devices"]) == EVERY_DEVICE
+    assert {s["config"]["audio"]["volume"] for s in get(bridged.a, "all")} == {25}
 
 
 def test_a_device_moved_to_the_other_broker_keeps_its_retained_state(bridged: Bridged) -> None:
