@@ -331,16 +331,17 @@ class DeviceTransport:
         """Keep `speaker_buffer_ms` of the agent's voice queued for the speaker (more while silent, as
         silence: the first sound replaces it, so it never delays the voice)."""
         self._refill_pending = False
-        per_16k = self._out_rate / ENGINE_RATE
         while True:
             resting = self._speaker_resting
-            queued = 0 if resting else self._speaker.samples  # resting: sound would replace the queue
             target = self._resting_samples if resting else ENGINE_RATE * self.options.speaker_buffer_ms // 1000
-            if self._speaker.samples >= target * per_16k:
+            missing = target - self._speaker.samples * ENGINE_RATE // self._out_rate
+            if missing <= 0:
                 return
+            count = -(-missing // self._block_16k) * self._block_16k  # whole blocks, in one pull
+            queued = 0 if resting else self._speaker.samples  # resting: sound would replace the queue
             peer = self.peer
             ahead = queued / self._out_rate + self._device_delay_s()
-            block = peer.pull(self._block_16k, ahead) if peer else np.zeros(self._block_16k, dtype=np.int16)
+            block = peer.pull(count, ahead) if peer else np.zeros(count, dtype=np.int16)
             sound = bool(np.any(block))
             if self._echo is not None:
                 self._echo.far(block)
