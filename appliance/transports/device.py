@@ -241,14 +241,8 @@ class DeviceTransport:
             raise DeviceError(str(exc)) from None
         in_rate = opts.sample_rate or int(in_info["default_samplerate"])
         out_rate = opts.sample_rate or int(out_info["default_samplerate"])
-        self._in_resampler = StreamResampler(in_rate, ENGINE_RATE)
-        self._out_resampler = StreamResampler(ENGINE_RATE, out_rate)
-        self._out_rate = out_rate
-        self._block_16k = ENGINE_RATE * opts.block_ms // 1000
+        self._use_rates(in_rate, out_rate)
         mic_block_s = self._splitter.frame_samples / ENGINE_RATE  # one VAD frame: it decides on no less
-        self._resting_samples = ENGINE_RATE * (opts.speaker_buffer_ms + 2 * opts.block_ms) // 1000 + round(
-            mic_block_s * ENGINE_RATE
-        )
         try:
             mic = sd.InputStream(
                 device=in_info["index"],
@@ -281,19 +275,32 @@ class DeviceTransport:
             mic.close()
             speaker.close()
             raise DeviceError(f"cannot start {in_info['name']!r} / {out_info['name']!r}: {exc}") from None
-        self.latency = DeviceLatency(float(mic.latency), float(speaker.latency), opts.speaker_buffer_ms / 1000)
-        if self._echo is not None:  # what is handed to the speaker comes back this much later, at least
-            self._echo.tail_s = ECHO_TAIL_S + self.latency.total_s + self._resting_samples / ENGINE_RATE
+        self._use_latency(float(mic.latency), float(speaker.latency))
         log.info(
             "sound devices: in %r at %d Hz, out %r at %d Hz; latency in %.0f ms, out %.0f ms",
             in_info["name"],
             in_rate,
             out_info["name"],
             out_rate,
-            1000 * self.latency.input_s,
-            1000 * self.latency.output_s,
+            1000 * float(mic.latency),
+            1000 * float(speaker.latency),
         )
         return mic, speaker
+
+    def _use_rates(self, in_rate: int, out_rate: int) -> None:
+        opts = self.options
+        self._in_resampler = StreamResampler(in_rate, ENGINE_RATE)
+        self._out_resampler = StreamResampler(ENGINE_RATE, out_rate)
+        self._out_rate = out_rate
+        self._block_16k = ENGINE_RATE * opts.block_ms // 1000
+        self._resting_samples = (
+            ENGINE_RATE * (opts.speaker_buffer_ms + 2 * opts.block_ms) // 1000 + self._splitter.frame_samples
+        )
+
+    def _use_latency(self, input_s: float, output_s: float) -> None:
+        self.latency = DeviceLatency(input_s, output_s, self.options.speaker_buffer_ms / 1000)
+        if self._echo is not None:  # what is handed to the speaker comes back this much later, at least
+            self._echo.tail_s = ECHO_TAIL_S + self.latency.total_s + self._resting_samples / ENGINE_RATE
 
     # ----- the callback threads: hand over, nothing else -----------------------------------------
 
@@ -335,6 +342,8 @@ class DeviceTransport:
             resting = self._speaker_resting
             target = self._resting_samples if resting else ENGINE_RATE * self.options.speaker_buffer_ms // 1000
             missing = target - self._speaker.samples * ENGINE_RATE // self._out_rate
+            if resting:  # look for sound at every wake-up, even with the silence topped up
+                missing = max(missing, self._block_16k)
             if missing <= 0:
                 return
             count = -(-missing // self._block_16k) * self._block_16k  # whole blocks, in one pull
@@ -351,6 +360,8 @@ class DeviceTransport:
             else:
                 self._speaker.push(converted)
             self._silent_pulled = 0 if sound else self._silent_pulled + len(block)
+            if resting and not sound:
+                return  # one look per wake-up while resting
 
     def _device_delay_s(self) -> float:
         """From the newest sample the session heard to a sample the speaker is handed now being heard,
