@@ -33,6 +33,7 @@ class ClickProbe:
 
     def __init__(self) -> None:
         self.stop_listeners: Emitter[[]] = Emitter("stop")
+        self.play_listeners: Emitter[[]] = Emitter("play")
         self.heard = 0
         """Microphone samples heard so far."""
         self.round_trips_s: list[float] = []

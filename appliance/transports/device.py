@@ -166,11 +166,13 @@ class DeviceTransport:
         """
         if self.peer is not None:
             self.peer.stop_listeners.disconnect(self._speaker.clear)
+            self.peer.play_listeners.disconnect(self._peer_has_sound)
         self.peer = peer
         self._speaker.clear()  # what was buffered belongs to the old peer
         self._splitter = FrameSplitter(self._splitter.frame_samples)
         if peer is not None:
             peer.stop_listeners.connect(self._speaker.clear)
+            peer.play_listeners.connect(self._peer_has_sound)
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
@@ -328,6 +330,14 @@ class DeviceTransport:
                 loop.call_soon_threadsafe(callback)
 
     # ----- the loop side ---------------------------------------------------------------------------
+
+    def _peer_has_sound(self) -> None:
+        """New audio to play: a resting speaker fetches it now rather than at the next mic wake-up
+        (soon after, not inside the caller's `play`, whose pull would call it back mid-way)."""
+        loop = self._loop
+        if loop is not None and self._speaker_resting and not self._refill_pending:
+            self._refill_pending = True
+            loop.call_soon(self._refill)
 
     @property
     def _speaker_resting(self) -> bool:
