@@ -192,7 +192,6 @@ class _Fallback(Provider, Generic[P]):
         self,
         open_stream: Callable[[P], AsyncIterator[T]],
         usable: Callable[[P], bool] = lambda _p: True,
-        deadline_s: float | None = None,
     ) -> AsyncIterator[T]:
         """Items from the first (`usable`) child that produces one in time; never switches after that.
 
@@ -200,7 +199,7 @@ class _Fallback(Provider, Generic[P]):
         next one, and whichever gives its first item first is the one heard; the other is stopped.
         """
         opts = self.fallback_options
-        deadline = deadline_s if deadline_s is not None else opts.deadline_s
+        deadline = opts.deadline_s
         failures: list[ProviderFailure] = []
         queue = [c for c in self._order() if usable(c.provider)]
         while queue:
