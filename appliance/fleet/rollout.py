@@ -92,12 +92,14 @@ class Rollout:
         self.options = RolloutOptions(**document["options"])
         self.progress = progress
         self.topic = rollout_topic(operator.mqtt.topic_prefix, document["name"])
+        self._started = False
 
     async def run(self) -> dict[str, Any]:
         self.doc["state"] = "running"
         await self._save()
+        self._started = True
         while self.doc["next_batch"] < len(self.doc["batches"]):
-            wanted = await self._requested_state()
+            wanted = self.doc["state"] if self.doc["state"] != "running" else await self._requested_state()
             if wanted == "paused":
                 self.doc["state"] = "paused"
                 self.progress("paused")
@@ -227,6 +229,12 @@ class Rollout:
         return str(current.get("state")) if isinstance(current, dict) else "running"
 
     async def _save(self) -> dict[str, Any]:
+        if self.doc["state"] == "running" and self._started:
+            # Another operator may have asked for a pause or an abort since we last looked: keep their word,
+            # the loop obeys it at its next step.
+            wanted = await self._requested_state()
+            if wanted in ("paused", "aborting"):
+                self.doc["state"] = wanted
         self.doc["updated"] = time.time()
         await publish_document(self.operator, self.doc)
         return self.doc
