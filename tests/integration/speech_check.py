@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.agents.spoken import normalize
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.resample import resample
 from appliance.providers.local.whisper_stt import WhisperSTT
@@ -23,7 +24,9 @@ def transcribe(models_dir: Path, audio: AudioChunk) -> str:
 
 
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
+    """Spoken words as the router reads them: "One." and "1." are the same word (TTS says digits as words,
+    Whisper writes short numbers either way)."""
+    return re.findall(r"[a-z0-9]+", normalize(text))
 
 
 def overlap(expected: str, heard: str) -> float:

@@ -81,8 +81,10 @@ class LlamaCppLLM(LLM):
         finally:
             chunks.close()
 
-    def _constrained(self, messages: Sequence[ChatMessage], grammar: Any, max_tokens: int) -> str:
-        self._set_threads(self._threads)
+    def _constrained(
+        self, messages: Sequence[ChatMessage], grammar: Any, max_tokens: int, threads: int | None = None
+    ) -> str:
+        self._set_threads(threads or self._threads)
         result: Any = self._llama.create_chat_completion(
             messages=plain_messages(messages),  # type: ignore[arg-type]
             grammar=grammar,
@@ -113,8 +115,10 @@ class LlamaCppLLM(LLM):
     def prefill(self, messages: Sequence[ChatMessage]) -> None:
         # One token is generated (and dropped): what matters is the prompt left in the KV cache, which
         # llama-cpp-python reuses for the longest common prefix of the next prompt. Queued on the engine's
-        # thread like any request, so a request made after it finds the cache ready.
-        self._worker.submit(lambda: self._constrained(messages, None, 1))
+        # thread like any request, so a request made after it finds the cache ready. On one thread: it runs
+        # while the reply's last words still echo in the room, and a busy second core would starve the
+        # audio threads and the echo canceller (the agent then heard its own voice as a new turn).
+        self._worker.submit(lambda: self._constrained(messages, None, 1, threads=1))
 
     def yield_cpu(self) -> None:
         self._yield_requested.set()
