@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -219,19 +219,9 @@ class AudioConfig(_Section):
     input_device: str | int | None = Field(default=None, description="PortAudio device name (or part) or index.")
     output_device: str | int | None = None
     sample_rate: int | None = Field(default=None, ge=8000, le=192_000, description="Device rate; None = its own.")
-    block_ms: int = Field(
-        default=10,
-        ge=5,
-        le=20,
-        description="Speaker block; small so playback stops at once (the mic reads VAD frames).",
-    )
+    block_ms: int = Field(default=10, ge=5, le=20, description="Device block; small so playback stops at once.")
     echo_cancellation: bool = True
     speaker_buffer_ms: int = Field(default=40, ge=10, le=500)
-    latency: Literal["low", "high"] | Annotated[float, Field(gt=0, le=1)] = Field(
-        default="high",
-        description='PortAudio\'s suggested latency for mic and speaker: "low", "high" or seconds. '
-        '"low" answers sooner; "high" is safer from dropouts on a busy CPU.',
-    )
 
 
 class MqttConfig(_Section):

@@ -5,12 +5,6 @@ learns the path from the speaker to the microphone: what the speaker plays goes
 in as the far end (`far`), the microphone comes out cleaned (`near`). It also
 suppresses stationary noise and removes rumble below ~80 Hz. It works on 10 ms
 frames at 16 kHz; this class does the framing, so callers push any block size.
-
-A listening device spends most of its life with a silent speaker. Once nothing
-has been played for longer than the echo tail there is no echo left to remove,
-so the canceller goes idle: the microphone passes through untouched and the
-module does no work at all (it costs more than the VAD). The first sound the
-speaker is given wakes it, before that sound can reach the microphone.
 """
 
 from __future__ import annotations
@@ -26,20 +20,9 @@ if TYPE_CHECKING:
 
 _FRAME = ENGINE_RATE // 100  # 10 ms
 
-ECHO_TAIL_S = 0.5
-"""How long the room may keep returning what was played (reverberation, plus the delay between
-handing audio to the speaker and hearing it back, when the caller does not add its own)."""
-
 
 class EchoCanceller:
-    def __init__(
-        self,
-        *,
-        noise_suppression: bool = True,
-        high_pass: bool = True,
-        delay_ms: int = 0,
-        tail_s: float = ECHO_TAIL_S,
-    ) -> None:
+    def __init__(self, *, noise_suppression: bool = True, high_pass: bool = True, delay_ms: int = 0) -> None:
         from livekit import rtc
 
         self._rtc = rtc
@@ -51,52 +34,26 @@ class EchoCanceller:
         )
         if delay_ms:
             self._apm.set_stream_delay_ms(delay_ms)
-        self.tail_s = tail_s
-        """Idle after this much microphone audio with nothing played (the device adds its own latency)."""
-        self.frames_processed = 0
-        """10 ms frames the module has worked on, both directions (what idling saves)."""
         self._far_pending = np.zeros(0, dtype=np.int16)
         self._near_pending = np.zeros(0, dtype=np.int16)
-        self._heard_since_sound = self._tail_samples
-        """Microphone samples taken since the speaker was last given sound (it starts idle)."""
-
-    @property
-    def _tail_samples(self) -> int:
-        return round(self.tail_s * ENGINE_RATE)
-
-    @property
-    def idle(self) -> bool:
-        """Nothing played for longer than the echo tail: the microphone passes through untouched."""
-        return self._heard_since_sound >= self._tail_samples
 
     def far(self, samples: Int16Array) -> None:
         """What the speaker is about to play (16 kHz), in the order it plays."""
-        if np.any(samples):
-            self._heard_since_sound = 0  # wakes before this can reach the microphone
-        elif self.idle:
-            self._far_pending = np.zeros(0, dtype=np.int16)
-            return
         data = np.concatenate([self._far_pending, samples])
         whole = len(data) - len(data) % _FRAME
         for start in range(0, whole, _FRAME):
             frame = self._frame(data[start : start + _FRAME])
             self._apm.process_reverse_stream(frame)
-            self.frames_processed += 1
         self._far_pending = data[whole:].copy()
 
     def near(self, samples: Int16Array) -> Int16Array:
         """Microphone audio (16 kHz) in, the same amount of cleaned audio out (delayed < 10 ms)."""
-        data = np.concatenate([self._near_pending, samples]) if len(self._near_pending) else samples
-        if self.idle:
-            self._near_pending = np.zeros(0, dtype=np.int16)
-            return data  # what was still framed goes out first: the stream stays in order
-        self._heard_since_sound += len(samples)
+        data = np.concatenate([self._near_pending, samples])
         whole = len(data) - len(data) % _FRAME
         out = np.empty(whole, dtype=np.int16)
         for start in range(0, whole, _FRAME):
             frame = self._frame(data[start : start + _FRAME])
             self._apm.process_stream(frame)
-            self.frames_processed += 1
             out[start : start + _FRAME] = np.frombuffer(frame.data, dtype=np.int16)
         self._near_pending = data[whole:].copy()
         return out

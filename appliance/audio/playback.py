@@ -44,8 +44,6 @@ class PlaybackQueue:
         self.listener: PlaybackListener | None = None
         self.on_stop: Emitter[[]] = Emitter("stop")
         """Called on pause and clear, so an output that buffers ahead can drop what it buffered."""
-        self.on_play: Emitter[[]] = Emitter("play")
-        """Called when audio was queued, so an output that rests while silent can fetch it at once."""
         self.paused = False
         self.volume = 1.0
         """Gain (0-1) applied to what is queued from now on."""
@@ -63,7 +61,6 @@ class PlaybackQueue:
             samples = (samples.astype(np.float32) * self.volume).astype(np.int16)
         if len(samples):
             self._pieces.append(_Piece(samples, utterance, piece))
-            self.on_play.emit()
 
     @property
     def queued_samples(self) -> int:

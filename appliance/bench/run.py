@@ -11,7 +11,6 @@ window against the 30 s path: latency and WER) and the wake phrase.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from pathlib import Path
@@ -45,33 +44,8 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-async def _device_path(config: AppConfig, records: list[TurnRecord]) -> dict[str, Any]:
-    """The device path on a virtual card, and the voice-to-voice a device adds it to (the turn records
-    of `appliance run` on a device count it already; the file transport here has none)."""
-    from appliance.bench.device_path import measure_device_path
-    from appliance.bench.virtual_card import VirtualCardError
-
-    try:
-        result = await asyncio.to_thread(measure_device_path, config)
-    except (VirtualCardError, RuntimeError) as exc:
-        raise BenchError(f"bench --device: {exc}") from None
-    v2v = [float(v) for r in records if (v := r.latency_ms.get("voice_to_voice")) is not None]
-    for probe in result["latency"].values():
-        trip = (probe.get("round_trip_ms") or {}).get("p50")
-        if trip is not None and v2v:
-            probe["device_voice_to_voice_ms"] = {
-                "p50": round(float(np.percentile(v2v, 50)) + trip, 1),
-                "p95": round(float(np.percentile(v2v, 95)) + trip, 1),
-            }
-    return result
-
-
 async def run_bench(
-    config: AppConfig,
-    questions: list[Path],
-    skip: frozenset[str] = frozenset(),
-    livekit: bool = False,
-    device: bool = False,
+    config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset(), livekit: bool = False
 ) -> dict[str, Any]:
     wall0, cpu0 = time.monotonic(), time.process_time()
     appliance = await Appliance.started(config)
@@ -126,8 +100,6 @@ async def run_bench(
                 listening["livekit_voice_to_voice_ms"] = await livekit_voice_to_voice_ms(appliance, config, questions)
             except LiveKitServerError as exc:
                 raise BenchError(f"bench --livekit: {exc}") from None
-        if device:
-            listening["device_path"] = await _device_path(config, records)
     finally:
         await appliance.aclose()
     latency: dict[str, dict[str, float | None]] = {}

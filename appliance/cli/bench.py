@@ -39,7 +39,7 @@ async def _whole(args: argparse.Namespace, config: AppConfig) -> int:
         questions = questions[: args.questions]
     if not questions:
         raise OperationalError(f"no benchmark questions in {QUESTIONS_DIR}")
-    result = await run_bench(config, questions, frozenset(args.skip or ()), livekit=args.livekit, device=args.device)
+    result = await run_bench(config, questions, frozenset(args.skip or ()), livekit=args.livekit)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -105,8 +105,6 @@ def _print(result: dict[str, Any]) -> None:
             f"through a LiveKit room: voice-to-voice p50 {_fmt(room['p50'])} ms, p95 {_fmt(room['p95'])} ms "
             f"({room['answered']} of {room['questions']} answered; device path p50 {_fmt(device['p50'])} ms)"
         )
-    if "device_path" in listening:
-        _print_device_path(listening["device_path"])
     for error in result["errors"]:
         print(f"error: {error}")
 
@@ -126,19 +124,3 @@ def _print_stt(stt: dict[str, Any]) -> None:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
-
-
-def _print_device_path(device: dict[str, Any]) -> None:
-    print(f"device path, idle listening (echo cancellation on): {device['idle_cpu_percent_of_one_core']} % of one core")
-    for setting, probe in device["latency"].items():
-        if "error" in probe:
-            print(f"device path, {setting} latency: {probe['error']}")
-            continue
-        reported, trip = probe["portaudio_ms"], probe["round_trip_ms"]
-        v2v = probe.get("device_voice_to_voice_ms", {})
-        print(
-            f"device path, {setting} latency: PortAudio in {reported['input_ms']} ms + out {reported['output_ms']} ms "
-            f"+ speaker buffer {reported['speaker_buffer_ms']} ms; measured round trip p50 {_fmt(trip['p50'])} ms "
-            f"(max {_fmt(trip['max'])}); device voice-to-voice p50 {_fmt(v2v.get('p50'))} ms, "
-            f"p95 {_fmt(v2v.get('p95'))} ms"
-        )

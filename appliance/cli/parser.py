@@ -98,12 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also voice-to-voice through a LiveKit room ([livekit] url and keys, or a local livekit-server)",
     )
-    bench.add_argument(
-        "--device",
-        action="store_true",
-        help="also the device path on a virtual PulseAudio card: idle CPU with echo cancellation, PortAudio's "
-        "and the measured latency (needs pulseaudio)",
-    )
 
     fleet = with_config(commands.add_parser("fleet", help="the fleet over MQTT: devices, config, commands"))
     _fleet_options(fleet)

@@ -130,7 +130,6 @@ def device_options(config: AppConfig) -> DeviceOptions:
         sample_rate=audio.sample_rate,
         block_ms=audio.block_ms,
         speaker_buffer_ms=audio.speaker_buffer_ms,
-        latency=audio.latency,
         echo_cancellation=audio.echo_cancellation,
     )
 

@@ -1,18 +1,10 @@
 """The device's microphone and speaker, through PortAudio (sounddevice).
 
 The PortAudio callback threads only hand blocks over: the microphone callback
-queues each block (one VAD frame long) and wakes the loop once for all it
-queued since the loop last looked; the speaker callback takes the next block
-from a small buffer the loop keeps filled. While the agent talks the speaker
-asks for a refill as it drains; while it is silent the microphone's wake-ups
-top the buffer up, so an idle device wakes the loop ~31 times a second, not
-200. Rates are converted here, at the edge, with soxr. With echo cancellation
-on, what goes to the speaker is the far end and the microphone is cleaned
-before VAD (the canceller rests while the speaker is silent).
-
-Audio times handed to the session count the device's own latency (PortAudio's
-input and output latency, the speaker buffer, how long the loop took to get
-round to it), so the session's voice-to-voice is what the user hears.
+gives each block to the loop, the speaker callback takes the next block from a
+small buffer the loop keeps filled (and tells the loop to refill it). Rates are
+converted here, at the edge, with soxr. With echo cancellation on, what goes to
+the speaker is the far end and the microphone is cleaned before VAD.
 
 A device that fails to open, or disappears while open, is reported and retried
 with backoff; the appliance never crashes for it.
@@ -24,10 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from appliance.aio import Backoff
-from appliance.audio.echo import ECHO_TAIL_S, EchoCanceller
+from appliance.audio.echo import EchoCanceller
 from appliance.audio.frames import ENGINE_RATE, FrameSplitter, Int16Array, rms_dbfs
 from appliance.audio.resample import StreamResampler
 from appliance.emitter import Emitter
@@ -47,34 +36,12 @@ from appliance.voice.session import VoiceSession
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MIC_BACKLOG_S = 2.0
-"""How far the loop may fall behind the microphone before the oldest audio is dropped."""
+MIC_QUEUE_LIMIT = 200
+"""Blocks (2 s at 10 ms) the loop may fall behind before the oldest are dropped."""
 OPEN_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 3.0
 MIC_SILENT_LIMIT_S = 2.0
 """A microphone that delivers nothing this long is gone (a working one always delivers blocks)."""
-
-
-@dataclass(frozen=True)
-class DeviceLatency:
-    """The device path's own delay, as PortAudio reports it once the streams are open (seconds)."""
-
-    input_s: float
-    output_s: float
-    speaker_buffer_s: float
-    """What the loop keeps queued ahead of the speaker while the agent talks."""
-
-    @property
-    def total_s(self) -> float:
-        return self.input_s + self.output_s + self.speaker_buffer_s
-
-    def to_json(self) -> dict[str, float]:
-        return {
-            "input_ms": round(1000 * self.input_s, 1),
-            "output_ms": round(1000 * self.output_s, 1),
-            "speaker_buffer_ms": round(1000 * self.speaker_buffer_s, 1),
-            "total_ms": round(1000 * self.total_s, 1),
-        }
 
 
 @dataclass(frozen=True)
@@ -83,10 +50,7 @@ class DeviceOptions:
     output_device: str | int | None = None
     sample_rate: int | None = None
     block_ms: int = 10
-    """The speaker's block: small, so a stop is heard at once. The microphone reads one VAD frame a block."""
     speaker_buffer_ms: int = 40
-    latency: str | float = "high"
-    """PortAudio's suggested latency for both streams: "low", "high" or seconds."""
     echo_cancellation: bool = True
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
@@ -119,12 +83,6 @@ class _SpeakerBuffer:
         with self._lock:
             self._pipe.clear()
 
-    def replace(self, block: Int16Array) -> None:
-        """Drop what is queued (only silence) and queue `block` in one step."""
-        with self._lock:
-            self._pipe.clear()
-            self._pipe.write(block)
-
 
 class DeviceTransport:
     def __init__(self, session: VoiceSession, options: DeviceOptions | None = None) -> None:
@@ -133,24 +91,10 @@ class DeviceTransport:
         self.status = SoundDeviceStatus(SoundDeviceState.CLOSED)
         self.on_status: Emitter[[SoundDeviceStatus]] = Emitter("sound device status")
         self.input_level_dbfs = float("-inf")
-        self.latency: DeviceLatency | None = None
-        """Known once the streams are open."""
-        self.loop_wakeups = 0
-        """Times the callback threads woke the loop (what batching saves; for the bench)."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox: deque[tuple[Int16Array, float]] = deque()
-        """Microphone blocks and when they arrived, from the callback thread to the loop."""
-        self._mic_ready = asyncio.Event()
-        self._mic_wake_pending = False
-        self._fed_arrival: float | None = None
-        """When the newest block the session has heard arrived from PortAudio (monotonic)."""
+        self._mic: asyncio.Queue[Int16Array] = asyncio.Queue()
         self._speaker = _SpeakerBuffer()
         self._refill_pending = False
-        self._silent_pulled = 0
-        """16 kHz samples pulled for the speaker since the last one with sound."""
-        self._inbox_limit = math.ceil(MIC_BACKLOG_S * ENGINE_RATE / session.vad.frame_samples)
-        self._resting_samples = ENGINE_RATE
-        """Silence kept queued for the speaker while it rests (set when the streams open)."""
         self._portaudio = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portaudio")
         self._echo = EchoCanceller() if self.options.echo_cancellation else None
         self._splitter = FrameSplitter(session.vad.frame_samples)
@@ -166,13 +110,11 @@ class DeviceTransport:
         """
         if self.peer is not None:
             self.peer.stop_listeners.disconnect(self._speaker.clear)
-            self.peer.play_listeners.disconnect(self._peer_has_sound)
         self.peer = peer
         self._speaker.clear()  # what was buffered belongs to the old peer
         self._splitter = FrameSplitter(self._splitter.frame_samples)
         if peer is not None:
             peer.stop_listeners.connect(self._speaker.clear)
-            peer.play_listeners.connect(self._peer_has_sound)
 
     # ----- lifecycle ---------------------------------------------------------------------------
 
@@ -243,16 +185,17 @@ class DeviceTransport:
             raise DeviceError(str(exc)) from None
         in_rate = opts.sample_rate or int(in_info["default_samplerate"])
         out_rate = opts.sample_rate or int(out_info["default_samplerate"])
-        self._use_rates(in_rate, out_rate)
-        mic_block_s = self._splitter.frame_samples / ENGINE_RATE  # one VAD frame: it decides on no less
+        self._in_resampler = StreamResampler(in_rate, ENGINE_RATE)
+        self._out_resampler = StreamResampler(ENGINE_RATE, out_rate)
+        self._out_rate = out_rate
+        self._block_16k = ENGINE_RATE * opts.block_ms // 1000
         try:
             mic = sd.InputStream(
                 device=in_info["index"],
                 channels=1,
                 samplerate=in_rate,
                 dtype="int16",
-                blocksize=round(in_rate * mic_block_s),
-                latency=opts.latency,
+                blocksize=in_rate * opts.block_ms // 1000,
                 callback=self._on_mic,
             )
             speaker = sd.OutputStream(
@@ -261,15 +204,11 @@ class DeviceTransport:
                 samplerate=out_rate,
                 dtype="int16",
                 blocksize=out_rate * opts.block_ms // 1000,
-                latency=opts.latency,
                 callback=self._on_speaker,
             )
         except sd.PortAudioError as exc:
             raise DeviceError(f"cannot open {in_info['name']!r} / {out_info['name']!r}: {exc}") from None
         self._speaker.clear()  # the callback finds it empty, plays silence and asks the loop to refill
-        self._inbox.clear()  # what an earlier stream left is stale
-        self._mic_wake_pending = False
-        self._fed_arrival = None
         try:
             mic.start()
             speaker.start()
@@ -277,129 +216,65 @@ class DeviceTransport:
             mic.close()
             speaker.close()
             raise DeviceError(f"cannot start {in_info['name']!r} / {out_info['name']!r}: {exc}") from None
-        self._use_latency(float(mic.latency), float(speaker.latency))
         log.info(
-            "sound devices: in %r at %d Hz, out %r at %d Hz; latency in %.0f ms, out %.0f ms",
+            "sound devices: in %r at %d Hz, out %r at %d Hz",
             in_info["name"],
             in_rate,
             out_info["name"],
             out_rate,
-            1000 * float(mic.latency),
-            1000 * float(speaker.latency),
         )
         return mic, speaker
 
-    def _use_rates(self, in_rate: int, out_rate: int) -> None:
-        opts = self.options
-        self._in_resampler = StreamResampler(in_rate, ENGINE_RATE)
-        self._out_resampler = StreamResampler(ENGINE_RATE, out_rate)
-        self._out_rate = out_rate
-        self._block_16k = ENGINE_RATE * opts.block_ms // 1000
-        self._resting_samples = (
-            ENGINE_RATE * (opts.speaker_buffer_ms + 2 * opts.block_ms) // 1000 + self._splitter.frame_samples
-        )
-
-    def _use_latency(self, input_s: float, output_s: float) -> None:
-        self.latency = DeviceLatency(input_s, output_s, self.options.speaker_buffer_ms / 1000)
-        if self._echo is not None:  # what is handed to the speaker comes back this much later, at least
-            self._echo.tail_s = ECHO_TAIL_S + self.latency.total_s + self._resting_samples / ENGINE_RATE
-
     # ----- the callback threads: hand over, nothing else -----------------------------------------
 
-    def _on_mic(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
-        self._inbox.append((np.array(indata[:, 0], dtype=np.int16), time.monotonic()))
-        if len(self._inbox) > self._inbox_limit:
-            with contextlib.suppress(IndexError):  # the loop fell far behind: drop the oldest audio
-                self._inbox.popleft()
-        if not self._mic_wake_pending:  # one wake-up for however many blocks it finds
-            self._mic_wake_pending = True
-            self._wake(self._mic_ready.set)
-
-    def _on_speaker(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-        outdata[:, 0] = self._speaker.take(frames)
-        if self._refill_pending or (self._speaker_resting and self._speaker.samples >= frames):
-            return  # silent: the microphone's wake-ups keep it topped up
-        self._refill_pending = True
-        self._wake(self._refill)
-
-    def _wake(self, callback: Callable[[], None]) -> None:
+    def _on_mic(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+        block = np.array(indata[:, 0], dtype=np.int16)
         loop = self._loop
         if loop is not None:
-            self.loop_wakeups += 1
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(callback)
+                loop.call_soon_threadsafe(self._mic_arrived, block)
+
+    def _on_speaker(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+        outdata[:, 0] = self._speaker.take(frames)
+        loop = self._loop
+        if loop is not None and not self._refill_pending:
+            self._refill_pending = True
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._refill)
 
     # ----- the loop side ---------------------------------------------------------------------------
 
-    def _peer_has_sound(self) -> None:
-        """New audio to play: a resting speaker fetches it now rather than at the next mic wake-up
-        (soon after, not inside the caller's `play`, whose pull would call it back mid-way)."""
-        loop = self._loop
-        if loop is not None and self._speaker_resting and not self._refill_pending:
-            self._refill_pending = True
-            loop.call_soon(self._refill)
-
-    @property
-    def _speaker_resting(self) -> bool:
-        """Nothing but silence pulled for longer than the buffer holds: it holds only silence."""
-        return self._silent_pulled >= self._resting_samples
+    def _mic_arrived(self, block: Int16Array) -> None:
+        if self._mic.qsize() >= MIC_QUEUE_LIMIT:
+            self._mic.get_nowait()  # the loop fell far behind: drop the oldest audio, not the newest
+        self._mic.put_nowait(block)
 
     def _refill(self) -> None:
-        """Keep `speaker_buffer_ms` of the agent's voice queued for the speaker (more while silent, as
-        silence: the first sound replaces it, so it never delays the voice)."""
+        """Keep `speaker_buffer_ms` of the agent's voice (or silence) queued for the speaker."""
         self._refill_pending = False
-        while True:
-            resting = self._speaker_resting
-            target = self._resting_samples if resting else ENGINE_RATE * self.options.speaker_buffer_ms // 1000
-            missing = target - self._speaker.samples * ENGINE_RATE // self._out_rate
-            if resting:  # look for sound at every wake-up, even with the silence topped up
-                missing = max(missing, self._block_16k)
-            if missing <= 0:
-                return
-            count = -(-missing // self._block_16k) * self._block_16k  # whole blocks, in one pull
-            queued = 0 if resting else self._speaker.samples  # resting: sound would replace the queue
+        target = self._out_rate * self.options.speaker_buffer_ms // 1000
+        while self._speaker.samples < target:
+            ahead = self._speaker.samples / self._out_rate
             peer = self.peer
-            ahead = queued / self._out_rate + self._device_delay_s()
-            block = peer.pull(count, ahead) if peer else np.zeros(count, dtype=np.int16)
-            sound = bool(np.any(block))
+            block = peer.pull(self._block_16k, ahead) if peer else np.zeros(self._block_16k, dtype=np.int16)
             if self._echo is not None:
                 self._echo.far(block)
-            converted = self._out_resampler.push(block)
-            if sound and resting:
-                self._speaker.replace(converted)
-            else:
-                self._speaker.push(converted)
-            self._silent_pulled = 0 if sound else self._silent_pulled + len(block)
-            if resting and not sound:
-                return  # one look per wake-up while resting
-
-    def _device_delay_s(self) -> float:
-        """From the newest sample the session heard to a sample the speaker is handed now being heard,
-        beyond what is queued: PortAudio's input and output latency, and how long ago that sample arrived."""
-        latency = self.latency
-        if latency is None:
-            return 0.0
-        lag = time.monotonic() - self._fed_arrival if self._fed_arrival is not None else 0.0
-        return latency.input_s + latency.output_s + lag
+            self._speaker.push(self._out_resampler.push(block))
 
     async def _stream(self, stop: asyncio.Event) -> None:
-        ready = self._mic_ready
         stopping = asyncio.ensure_future(stop.wait())
-        stopping.add_done_callback(lambda _f: ready.set())
         try:
             while not stop.is_set():
-                try:
-                    async with asyncio.timeout(MIC_SILENT_LIMIT_S):
-                        await ready.wait()
-                except TimeoutError:
-                    return  # no audio for too long: the device went away
-                ready.clear()
-                self._mic_wake_pending = False  # before taking: a block queued from now on wakes us again
-                while self._inbox and not stop.is_set():
-                    block, arrived = self._inbox.popleft()
-                    await self._consume(block)
-                    self._fed_arrival = arrived
-                self._refill()
+                getter = asyncio.ensure_future(self._mic.get())
+                done, _ = await asyncio.wait(
+                    {getter, stopping}, timeout=MIC_SILENT_LIMIT_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                    if not stop.is_set():
+                        return  # no audio for too long, or the stream stopped: the device went away
+                    continue
+                await self._consume(getter.result())
         finally:
             stopping.cancel()
 

@@ -22,8 +22,6 @@ from appliance.voice.session import VoiceSession
 class AudioPort(Protocol):
     stop_listeners: Emitter[[]]
     """Called when what was pulled ahead must not be played (a barge-in): drop your buffer."""
-    play_listeners: Emitter[[]]
-    """Called when there is something new to play: a transport that rests while silent pulls now."""
 
     async def feed(self, frame: Int16Array) -> None:
         """A frame heard by the transport."""
@@ -38,7 +36,6 @@ class SessionPort:
     def __init__(self, session: VoiceSession) -> None:
         self.session = session
         self.stop_listeners = session.output.on_stop
-        self.play_listeners = session.output.on_play
 
     async def feed(self, frame: Int16Array) -> None:
         await self.session.feed(frame)
@@ -101,8 +98,6 @@ class PipeEnd:
         self.outbound = outbound
         self.inbound = inbound
         self.stop_listeners: Emitter[[]] = Emitter("stop")
-        self.play_listeners: Emitter[[]] = Emitter("play")
-        """Never called: the other end writes at its own pace, and a resting reader looks often enough."""
 
     async def feed(self, frame: Int16Array) -> None:
         self.outbound.write(frame)
@@ -131,8 +126,6 @@ class Announcement:
         self._pipe = AudioPipe(max_s=len(samples) / ENGINE_RATE + 1)
         self._pipe.write(samples)
         self.stop_listeners: Emitter[[]] = Emitter("stop")
-        self.play_listeners: Emitter[[]] = Emitter("play")
-        """Never called: everything it plays is there from the start."""
 
     async def feed(self, frame: Int16Array) -> None:
         return None
