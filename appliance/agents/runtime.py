@@ -238,7 +238,7 @@ class AgentRuntime:
         """Have a local LLM read the next turn's prompt (instructions and history) now, while the user
         listens or talks: the next turn then only evaluates the new words. Without this, a turn whose tool
         choice asked the LLM leaves the cache holding that prompt, and the next one reads the whole history
-        again (213 tokens instead of 13 in a 4-turn kitchen conversation)."""
+        again (`tests/integration/test_agents_real.py` holds the turn after a tool choice under 30 tokens)."""
         self.active_llm.prefill(self.chat.for_llm(self.agent.instructions, self.history_chars))
 
 

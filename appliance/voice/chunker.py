@@ -3,8 +3,8 @@
 A piece ends at a sentence end (. ! ? ; : or a newline) followed by white space.
 The first piece may end earlier, at a comma after two words or more ("Of course,"),
 so the first audio comes sooner: Piper makes a whole piece before its first sample,
-in time proportional to its length (106 ms for two words, 295 ms for six, measured
-here). Decimals ("3.5") and common abbreviations ("Dr.") do not end a sentence.
+in time roughly proportional to its length (the bench's `tts_ttfb` shows it).
+Decimals ("3.5") and common abbreviations ("Dr.") do not end a sentence.
 Markdown decoration is dropped: it is not meant to be heard.
 """
 

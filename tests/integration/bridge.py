@@ -7,7 +7,6 @@ import contextlib
 import re
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -51,18 +50,8 @@ class BridgedBroker(Broker):
             f"listener {self.port} 127.0.0.1\npersistence false\nallow_anonymous true\n"
             f"log_dest file {self.root / 'mosquitto.log'}\nlog_type all\n" + bridge_config(self.remote_port)
         )
-        self.process = subprocess.Popen(
-            ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                assert self.process.poll() is None, f"mosquitto did not start: {self.log}"
-                assert time.monotonic() < deadline, "mosquitto did not start"
-                time.sleep(0.05)
+        self.launch(config, lambda: self.log)
+        return self
 
 
 async def _crosses(sender: Broker, receiver: Broker, timeout: float) -> bool:

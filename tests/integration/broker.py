@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,10 @@ class Broker:
         else:
             lines.append("allow_anonymous true")
         config.write_text("\n".join(lines) + "\n")
+        return self.launch(config)
+
+    def launch(self, config: Path, log: Callable[[], str] = lambda: "") -> Broker:
+        """Start mosquitto on `config` and wait until it takes connections."""
         self.process = subprocess.Popen(
             ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -113,7 +117,7 @@ class Broker:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
             except OSError:
-                assert self.process.poll() is None and time.monotonic() < deadline, "mosquitto did not start"
+                assert self.process.poll() is None and time.monotonic() < deadline, f"mosquitto did not start {log()}"
                 time.sleep(0.05)
 
     def stop(self) -> None:
