@@ -141,10 +141,17 @@ class Rollout:
                                            "p95_before": _p95(before.get(f"{prefix}/{device}/telemetry"))}  # fmt: skip
         await self._save()
         started = time.time()
-        errors = asyncio.create_task(self._error_events(batch, self.options.settle_s + self.operator.timeout_s))
+        erred: dict[str, str] = {}
+        listening = asyncio.Event()
+        watcher = asyncio.create_task(self._watch_errors(batch, erred, listening))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.operator.timeout_s):
+                await listening.wait()  # subscribed before the change goes out, so no early error is missed
         results = await asyncio.gather(*(self._apply(device) for device in batch))
         await asyncio.sleep(self.options.settle_s)
-        erred = await errors
+        watcher.cancel()  # the batch is watched while it applies and settles, not for a fixed time
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         after = await self.operator.retained(
             [f"{prefix}/{d}/{kind}" for d in batch for kind in ("telemetry", "status")]
         )
@@ -182,25 +189,22 @@ class Rollout:
         limit = p95_before * (1 + self.options.v2v_margin)
         return f"voice-to-voice p95 {p95_after:.0f} ms > {limit:.0f} ms" if p95_after > limit else None
 
-    async def _error_events(self, batch: list[str], seconds: float) -> dict[str, str]:
-        """Error events the batch's devices publish while it applies and settles (device -> message)."""
+    async def _watch_errors(self, batch: list[str], found: dict[str, str], listening: asyncio.Event) -> None:
+        """Collect the error events the batch's devices publish (device -> message) until cancelled."""
         import aiomqtt
 
         prefix = self.operator.mqtt.topic_prefix
-        found: dict[str, str] = {}
         try:
             async with self.operator.client() as client:
                 for device in batch:
                     await client.subscribe(f"{prefix}/{device}/events", qos=1)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(seconds):
-                        async for message in client.messages:
-                            event = _json(message.payload)
-                            if isinstance(event, dict) and event.get("type") == "error":
-                                found.setdefault(str(message.topic).split("/")[-2], str(event.get("message", "")))
+                listening.set()
+                async for message in client.messages:
+                    event = _json(message.payload)
+                    if isinstance(event, dict) and event.get("type") == "error":
+                        found.setdefault(str(message.topic).split("/")[-2], str(event.get("message", "")))
         except aiomqtt.MqttError:
-            pass  # the batch is judged on its replies and status alone
-        return found
+            listening.set()  # the batch is judged on its replies and status alone
 
     # ----- halting, rolling back, the shared document ----------------------------------------------
 

@@ -81,6 +81,43 @@ def test_a_failed_canary_halts_the_rollout_and_rolls_back_what_it_touched(broker
     assert halted.returncode == 1 and "halted: it cannot be resumed" in halted.stderr
 
 
+def test_an_error_event_from_a_canary_device_halts_the_rollout(
+    broker: Broker, simulator: Running, tmp_path: Path
+) -> None:
+    """The change applies, but a canary device reports an error while the batch settles (injected here, as a
+    device whose new config breaks a provider would): the canary fails on it and is rolled back."""
+    import asyncio
+
+    import aiomqtt
+
+    running = Running(broker, tmp_path, "operator", "--timeout", "5", "rollout", "start", "all", "audio.volume=15",
+                      "--name", "broken", "--canary", "10%", "--settle", "3", "--json", env={})  # fmt: skip
+
+    async def report_errors_from_the_canary() -> str:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe("appliance/rollout/broken", qos=1)
+            canary: list[str] = []
+            async with asyncio.timeout(30):
+                async for message in client.messages:
+                    document = json.loads(bytes(message.payload))
+                    canary = [d for d, r in document["devices"].items() if r["result"] == "applying"]
+                    if canary:
+                        break
+            while running.proc.poll() is None:  # until the operator's rollout ends
+                error = {"type": "error", "message": "tts: voice file missing", "ts": 0}
+                await client.publish(f"appliance/{canary[0]}/events", json.dumps(error), qos=1)
+                await asyncio.sleep(0.2)
+            return canary[0]
+
+    broken = asyncio.run(report_errors_from_the_canary())
+    assert running.proc.wait(30) != 0, running.err.read_text()
+    document = json.loads(rollout(broker, "status", "broken", "--json").stdout)
+    assert document["state"] == "halted", document
+    assert document["devices"][broken]["result"] == "rolled_back"
+    assert "error event: tts: voice file missing" in running.err.read_text() + json.dumps(document)
+    assert set(document["devices"]) == set(document["batches"][0])  # no batch after the canary was touched
+
+
 def test_a_paused_rollout_is_resumed_by_another_operator(broker: Broker, simulator: Running, tmp_path: Path) -> None:
     first = Running(broker, tmp_path, "operator-a", "--timeout", "5", "rollout", "start", "all", "audio.volume=20",
                     "--name", "slow", "--canary", "10%", "--batch", "30%", "--pause", "4", "--settle", "0.5",
