@@ -13,6 +13,12 @@ from appliance.config import AppConfig
 
 
 async def bench_command(args: argparse.Namespace, config: AppConfig) -> int:
+    if (args.bridged or args.jitter is not None) and args.fleet is None:
+        raise UsageError("--bridged and --jitter go with --fleet N")
+    if args.fleet is not None:
+        from appliance.cli.bench_fleet import fleet_bench_command
+
+        return await fleet_bench_command(args)
     try:
         if args.stt is not None:
             return await _stt_only(args, config)

@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also voice-to-voice through a LiveKit room ([livekit] url and keys, or a local livekit-server)",
     )
+    bench.add_argument(
+        "--fleet",
+        type=int,
+        metavar="N",
+        help="only the fleet side at size: N simulated devices on a local Mosquitto (ls, set, desired state, "
+        "a rollout, a broker restart)",
+    )
+    bench.add_argument("--bridged", action="store_true", help="with --fleet: two Mosquittos bridged both ways")
+    bench.add_argument("--jitter", type=float, help="with --fleet: spread the connects over this many seconds")
 
     fleet = with_config(commands.add_parser("fleet", help="the fleet over MQTT: devices, config, commands"))
     _fleet_options(fleet)

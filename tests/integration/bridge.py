@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import shutil
-import socket
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from appliance.bench.mosquitto import bridge_config, crosses, free_port
 from tests.integration.broker import Broker
-
-SHIPPED = Path(__file__).resolve().parents[2] / "mosquitto" / "bridge.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bridge_config(remote_port: int) -> str:
-    """The shipped bridge.conf pointed at a plain loopback broker: its address, no account, no TLS."""
-    text = SHIPPED.read_text()
-    text = re.sub(r"(?m)^address .*$", f"address 127.0.0.1:{remote_port}", text)
-    kept = [line for line in text.splitlines() if not line.startswith(("remote_username", "remote_password"))]
-    return "\n".join(line for line in kept if not line.startswith("bridge_cafile")) + "\n"
 
 
 class BridgedBroker(Broker):
@@ -54,27 +36,11 @@ class BridgedBroker(Broker):
         return self
 
 
-async def _crosses(sender: Broker, receiver: Broker, timeout: float) -> bool:
-    """Whether a message published on `sender` arrives at a subscriber on `receiver` within `timeout`."""
-    import aiomqtt
-
-    topic = f"appliance/bridge-probe/{uuid.uuid4().hex}"
-    async with aiomqtt.Client("127.0.0.1", receiver.port, protocol=aiomqtt.ProtocolVersion.V5) as listener:
-        await listener.subscribe(topic, qos=1)
-        async with aiomqtt.Client("127.0.0.1", sender.port, protocol=aiomqtt.ProtocolVersion.V5) as talker:
-            await talker.publish(topic, b"probe", qos=1)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async for _message in listener.messages:
-                    return True
-    return False
-
-
 def wait_bridged(a: Broker, b: Broker, timeout: float = 30) -> None:
     """Until a message crosses the bridge in both directions (the bridge dials out after its broker starts)."""
     deadline = time.monotonic() + timeout
     for sender, receiver in ((a, b), (b, a)):
-        while not asyncio.run(_crosses(sender, receiver, 1.0)):
+        while not asyncio.run(crosses(sender.port, receiver.port, 1.0)):
             assert time.monotonic() < deadline, f"the bridge never carried {sender.port} -> {receiver.port}"
 
 
