@@ -164,8 +164,9 @@ reload_broker() {
 apply_account() {
   local kind=$1 template=$2 group=${3:-} generated=""
   command -v mosquitto_passwd >/dev/null || fail "mosquitto_passwd is not installed (apt-get install mosquitto)"
+  mkdir -p "$DIR"
+  take_lock # before the files are created: two first adds at once both found no file, and one failed
   prepare_files
-  take_lock
   if [ "$REMOVE" = 1 ]; then
     replace_block "$kind" ""
     remove_password

@@ -24,6 +24,10 @@ from appliance.fleet.remote_keys import dotted_keys
 from appliance.fleet.topics import Topics, latest_release_topic
 from appliance.providers.secrets import resolve_secret
 
+RETAINED_QUIET_S = 0.3
+"""Listening for retained messages goes on while they arrive closer together than this."""
+RETAINED_CAP_S = 30.0
+
 
 class FleetError(RuntimeError):
     """One line, for the CLI."""
@@ -71,23 +75,39 @@ class Operator:
         return sorted(found.values(), key=lambda d: d["id"])
 
     async def retained(self, topic_filters: list[str], listen_s: float = 1.0) -> dict[str, Any]:
-        """The retained messages on these filters, by topic (JSON; None for one that is not)."""
+        """The retained messages on these filters, by topic (JSON; None for one that is not).
+
+        The broker sends them right after each subscription, so this listens `listen_s`, and longer while
+        they keep coming (thousands of devices take more than a second to list), up to RETAINED_CAP_S; it
+        returns at once when every filter is a plain topic and each has been received."""
         import aiomqtt
 
         found: dict[str, Any] = {}
+        exact = {f for f in topic_filters if "+" not in f and "#" not in f}
+        everything_exact = len(exact) == len(topic_filters)
         try:
             async with self.client() as client:
                 for topic_filter in topic_filters:
                     await client.subscribe(topic_filter, qos=1)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(listen_s):
-                        async for message in client.messages:
-                            if not message.retain or not message.payload:
-                                continue
-                            try:
-                                found[str(message.topic)] = json.loads(bytes(message.payload))
-                            except ValueError:
-                                found[str(message.topic)] = None
+                loop = asyncio.get_running_loop()
+                started = last = loop.time()
+                messages = aiter(client.messages)
+                while not (everything_exact and exact <= found.keys()):
+                    now = loop.time()
+                    wait = min(max(started + listen_s, last + RETAINED_QUIET_S), started + RETAINED_CAP_S) - now
+                    if wait <= 0:
+                        break
+                    try:
+                        message = await asyncio.wait_for(anext(messages), wait)
+                    except TimeoutError:
+                        break
+                    if not message.retain or not message.payload:
+                        continue
+                    last = loop.time()
+                    try:
+                        found[str(message.topic)] = json.loads(bytes(message.payload))
+                    except ValueError:
+                        found[str(message.topic)] = None
         except aiomqtt.MqttError as exc:
             raise FleetError(f"cannot reach the broker {self.mqtt.host}:{self.mqtt.port}: {exc}") from None
         return found
