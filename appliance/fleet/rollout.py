@@ -61,8 +61,6 @@ class RolloutChange(Protocol):
     retained_before: tuple[str, ...]
     """The device topics (`config/reported`, `status`) `remember` reads."""
 
-    def describe(self) -> str: ...
-
     def remember(self, device: str, retained: dict[str, Any]) -> dict[str, Any]:
         """What the device had before (the record's `before`), from its retained topics by kind."""
         ...

@@ -19,9 +19,6 @@ class ConfigChange:
         self.operator = operator
         self.patch: dict[str, Any] = document["patch"]
 
-    def describe(self) -> str:
-        return ", ".join(f"{key}={value!r}" for key, value in dotted_keys(self.patch))
-
     def remember(self, _device: str, retained: dict[str, Any]) -> dict[str, Any]:
         """The values the patch changes, as the device reports them now (None: not set)."""
         config = (retained.get("config/reported") or {}).get("config") or {}

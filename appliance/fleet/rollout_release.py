@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from appliance.fleet.operator import Operator
 from appliance.release.artifact import read_manifest_bytes
 from appliance.release.errors import ReleaseUsageError
@@ -51,7 +53,7 @@ class ReleaseRef:
         if not SOURCE.match(source):
             raise ValueError(f"{option} must be an http(s) URL or an absolute path (on the devices), not {source!r}")
         if sha256 is None or not SHA256.match(sha256):
-            raise ValueError(f"{option} needs the release's sha256 (64 hex digits) with its --...sha256 option")
+            raise ValueError(f"{option} needs the release's sha256, 64 hex digits ({_sibling(option, 'sha256')})")
         if version is None:
             version = _local_version(source, option)
         if not re.match(VERSION_PATTERN, version):
@@ -63,11 +65,16 @@ class ReleaseRef:
         return cls(str(data["source"]), str(data["sha256"]), str(data["version"])) if isinstance(data, dict) else None
 
 
+def _sibling(option: str, name: str) -> str:
+    """`--rollback-release` -> `--rollback-sha256`: the option that goes with it."""
+    return option.removesuffix("release") + name
+
+
 def _local_version(source: str, option: str) -> str:
     path = Path(source)
     if source.startswith(("http://", "https://")) or not path.is_file():
-        raise ValueError(f"{option} {source} is not a file here: give the version it installs (--version for "
-                         f"--release, --rollback-version for --rollback-release)")  # fmt: skip
+        raise ValueError(f"{option} {source} is not a file here: give the version it installs "
+                         f"({_sibling(option, 'version')})")  # fmt: skip
     try:
         return ReleaseManifest.from_bytes(read_manifest_bytes(path)).version
     except (ReleaseUsageError, ValueError) as exc:
@@ -128,7 +135,7 @@ class InstallWatch:
         if not isinstance(data, dict):
             return
         if topic in self.status_topics:
-            if data.get("state") == "online" and data.get("version") == self.release.version:
+            if data.get("state") == "online" and same_version(data.get("version"), self.release.version):
                 self.outcome.setdefault(self.status_topics[topic], None)
             return
         device = str(data.get("device"))
@@ -154,9 +161,6 @@ class ReleaseChange:
         self.rollback = ReleaseRef.from_document(document.get("rollback_release"))
         self.deadline_s = float(document["options"].get("deadline_s", 600.0))
 
-    def describe(self) -> str:
-        return f"release {self.release.version} ({self.release.source})"
-
     def remember(self, _device: str, retained: dict[str, Any]) -> dict[str, Any]:
         """The version the device runs before the update."""
         return {"version": (retained.get("status") or {}).get("version")}
@@ -175,7 +179,7 @@ class ReleaseChange:
             record = records[device]
             running = (now.get(f"{prefix}/{device}/status") or {}).get("version")
             before = record["before"].get("version")
-            if running is not None and running == before:
+            if running is not None and same_version(running, before):
                 record["result"], record["rollback"] = "unchanged", f"still runs {before}"
             elif self.rollback is None:
                 record["result"] = "rollback_pending"
@@ -194,6 +198,16 @@ class ReleaseChange:
                 record["result"], record["rollback"] = "rolled_back", f"back on {version}"
             else:
                 record["result"], record["rollback"] = "rollback_pending", f"rollback to {version}: {reason}"
+
+
+def same_version(reported: Any, version: Any) -> bool:
+    """A device reports its package's `__version__`, the manifest the wheel's normalized one (1.02 is 1.2)."""
+    if not isinstance(reported, str) or not isinstance(version, str):
+        return False
+    try:
+        return Version(reported) == Version(version)
+    except InvalidVersion:
+        return reported == version
 
 
 def release_fields(release: ReleaseRef, rollback: ReleaseRef | None) -> dict[str, Any]:
