@@ -91,8 +91,8 @@ async def install(
     from paho.mqtt.properties import Properties
 
     prefix = operator.mqtt.topic_prefix
-    watch = InstallWatch(release, {f"{prefix}/{device}/status": device for device in devices},
-                          f"{operator.mqtt.replies}/{uuid.uuid4().hex}")  # fmt: skip
+    status_topics = {f"{prefix}/{device}/status": device for device in devices}
+    watch = InstallWatch(release, status_topics, f"{operator.mqtt.replies}/{uuid.uuid4().hex}")
     try:
         async with operator.client() as client:
             for topic in (watch.reply_topic, *watch.status_topics):
