@@ -13,7 +13,7 @@ from appliance.fleet.remote_keys import dotted_keys
 class ConfigChange:
     """A config patch (`{"audio": {"volume": 35}}`), applied and undone per device."""
 
-    retained_before = ("config/reported",)
+    retained_before: tuple[str, ...] = ("config/reported",)
 
     def __init__(self, operator: Operator, document: dict[str, Any]) -> None:
         self.operator = operator

@@ -151,7 +151,7 @@ class InstallWatch:
 class ReleaseChange:
     """A signed release installed per device; rolled back with the previous release if one was given."""
 
-    retained_before = ("status",)
+    retained_before: tuple[str, ...] = ("status",)
 
     def __init__(self, operator: Operator, document: dict[str, Any]) -> None:
         self.operator = operator

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import shutil
@@ -114,7 +115,7 @@ class SimulatedDevice:
             version = installer.installed_version(self.state_dir) or __version__
             link = connect_fleet(config, conversation, restart.set, store=store, version=version)
             link.on_status.connect(self._status)
-            link.on_answered.connect(lambda name, reply, restart=restart: self._answered(name, reply, restart))
+            link.on_answered.connect(functools.partial(self._answered, restart=restart))
             conversation.on_turn(lambda _record: self._turned())
             store.mark_good()
             if self.options.talk_every_s > 0:
