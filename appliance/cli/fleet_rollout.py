@@ -1,4 +1,5 @@
-"""`appliance fleet rollout start|status|pause|resume|abort`: staged config rollouts (`fleet/rollout.py`)."""
+"""`appliance fleet rollout start|status|pause|resume|abort`: staged rollouts of a config patch or a signed
+release (`fleet/rollout.py`)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from appliance.fleet.rollout import (
     NAME,
     Rollout,
     RolloutOptions,
+    describe,
     load_document,
     new_document,
     plan_batches,
     publish_document,
 )
+from appliance.fleet.rollout_release import ReleaseRef, release_fields
 
 
 async def rollout_command(args: argparse.Namespace, operator: Operator) -> int:
@@ -47,7 +50,9 @@ async def rollout_command(args: argparse.Namespace, operator: Operator) -> int:
 
 async def _start(args: argparse.Namespace, operator: Operator) -> int:
     name = _name(args.name or f"rollout-{uuid.uuid4().hex[:6]}")
-    patch = parse_assignments(args.assignments)
+    change = _change(args)
+    if args.deadline <= 0:
+        raise UsageError(f"--deadline must be more than 0 seconds, not {args.deadline:g}")
     options = RolloutOptions(
         canary=_share(args.canary, "--canary"),
         batch=_share(args.batch, "--batch"),
@@ -55,6 +60,7 @@ async def _start(args: argparse.Namespace, operator: Operator) -> int:
         settle_s=args.settle,
         max_failures=args.max_failures,
         v2v_margin=_share(args.v2v_margin, "--v2v-margin"),
+        deadline_s=args.deadline,
     )
     devices = await operator.devices()
     target = args.target
@@ -67,10 +73,34 @@ async def _start(args: argparse.Namespace, operator: Operator) -> int:
     if not chosen:
         raise FleetError(f"no device of {target} is online")
     batches = plan_batches([str(d["id"]) for d in chosen], options)
-    document = new_document(name, target, patch, batches, options)
+    document = new_document(name, target, change, batches, options)
     sizes = ", ".join(str(len(b)) for b in batches)
     print(f"rollout {name}: {len(chosen)} devices in {len(batches)} batches ({sizes}), canary first", file=sys.stderr)
     return _finished(await Rollout(operator, document, _progress).run(), args.json)
+
+
+def _change(args: argparse.Namespace) -> dict[str, Any]:
+    """Exactly one of: key=value assignments (a config patch), or --release with its sha256."""
+    if args.assignments and args.release:
+        raise UsageError("a rollout is of key=value assignments or of --release, not both")
+    if not args.release:
+        if not args.assignments:
+            raise UsageError("nothing to roll out: give key=value assignments or --release URL_OR_PATH --sha256 HEX")
+        for option in ("sha256", "version", "rollback_release", "rollback_sha256", "rollback_version"):
+            if getattr(args, option) is not None:
+                raise UsageError(f"--{option.replace('_', '-')} goes with --release")
+        return {"kind": "config", "patch": parse_assignments(args.assignments)}
+    try:
+        release = ReleaseRef.parse(args.release, args.sha256, args.version)
+        rollback = None
+        if args.rollback_release is not None:
+            rollback = ReleaseRef.parse(args.rollback_release, args.rollback_sha256, args.rollback_version,
+                                        "--rollback-release")  # fmt: skip
+        elif args.rollback_sha256 is not None or args.rollback_version is not None:
+            raise ValueError("--rollback-sha256 and --rollback-version go with --rollback-release")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return release_fields(release, rollback)
 
 
 def _finished(document: dict[str, Any], as_json: bool) -> int:
@@ -87,12 +117,13 @@ def _status(document: dict[str, Any], as_json: bool) -> int:
         results[record["result"]] = results.get(record["result"], 0) + 1
     total = sum(len(b) for b in document["batches"])
     why = f"; {document['reason']}" if document.get("reason") else ""
-    print(f"rollout {document['name']} of {json.dumps(document['patch'])} to {document['target']}: "
+    print(f"rollout {document['name']} of {describe(document)} to {document['target']}: "
           f"{document['state']}, batch {document['next_batch']} of {len(document['batches'])}, "
           f"{total} devices: {json.dumps(results)}{why}")  # fmt: skip
     for device, record in sorted(document["devices"].items()):
-        if record.get("reason"):
-            print(f"  {device}: {record['result']}: {record['reason']}")
+        said = "; ".join(str(record[key]) for key in ("reason", "rollback") if record.get(key))
+        if said:
+            print(f"  {device}: {record['result']}: {said}")
     return EXIT_OK
 
 

@@ -226,12 +226,27 @@ def _rollout_parser(
     fleet_cmd: argparse._SubParsersAction[argparse.ArgumentParser],
     with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
 ) -> None:
-    """`fleet rollout`: a config change in stages, canary first, halted and rolled back on failures."""
-    rollout = _fleet_options(with_config(fleet_cmd.add_parser("rollout", help="a config change in stages")))
+    """`fleet rollout`: a config change or a release in stages, canary first, halted and rolled back on failures."""
+    rollout = _fleet_options(
+        with_config(fleet_cmd.add_parser("rollout", help="a config change or a release in stages"))
+    )
     actions = rollout.add_subparsers(dest="rollout_action", required=True, metavar="ACTION")
-    start = _fleet_options(with_config(actions.add_parser("start", help="TARGET key=value ...: canary, then batches")))
+    start = _fleet_options(
+        with_config(
+            actions.add_parser("start", help="TARGET key=value ... or TARGET --release ...: canary, then batches")
+        )
+    )
     start.add_argument("target", metavar="TARGET", help="a device id, group:NAME or all (the devices online now)")
-    start.add_argument("assignments", nargs="+", metavar="key=value")
+    start.add_argument("assignments", nargs="*", metavar="key=value", help="a config patch (or --release)")
+    start.add_argument("--release", metavar="URL_OR_PATH", help="a signed release to install (the update command)")
+    start.add_argument("--sha256", help="the release file's sha256 (hex)")
+    start.add_argument("--version", help="the version the release installs (default: read from a local release)")
+    start.add_argument("--rollback-release", metavar="URL_OR_PATH", help="the previous release, to roll back with")
+    start.add_argument("--rollback-sha256", help="its sha256 (hex)")
+    start.add_argument("--rollback-version", help="its version (default: read from a local release)")
+    start.add_argument(
+        "--deadline", type=float, default=600.0, help="seconds a device has to come back running the release (600)"
+    )
     start.add_argument("--name", help="the rollout's name (default: rollout-XXXXXX)")
     start.add_argument("--canary", default="5%", help="share of the devices in the first batch (default 5%%)")
     start.add_argument("--batch", default="25%", help="share of the devices in each later batch (default 25%%)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from appliance import __version__
 from appliance.agents.events import AgentHandoffEvent, RunEvent
 from appliance.agents.registry import agent_names
 from appliance.config import AppConfig, effective_config
@@ -25,14 +26,16 @@ def connect_fleet(
     request_restart: Callable[[], None],
     store: ConfigStore | None = None,
     sound_device: Callable[[], str] | None = None,
+    version: str = __version__,
 ) -> FleetLink:
     """The link (run it with `link.run(stop)`); a `restart` command calls `request_restart`.
-    `sound_device` tells the state of the microphone and speaker (None: the box has none)."""
+    `sound_device` tells the state of the microphone and speaker (None: the box has none). `version` is
+    the release the device runs: this package's, but for a simulated device that "installed" another."""
     calls = control.calls if control is not None else None
-    commands = DeviceCommands(config, control, request_restart=request_restart, store=store)
+    commands = DeviceCommands(config, control, request_restart=request_restart, store=store, version=version)
     telemetry = Telemetry(control, calls=calls.snapshot if calls is not None else None)
     headless = control is None or control.headless
-    discovery = discovery_payload(link_topics(config), agent_names(), has_speaker=not headless)
+    discovery = discovery_payload(link_topics(config), agent_names(), has_speaker=not headless, version=version)
     desired = DesiredState(
         link_topics(config),
         commands.apply_desired,
@@ -47,6 +50,7 @@ def connect_fleet(
         discovery,
         state=lambda: device_state(control, sound_device),
         desired=desired,
+        version=version,
     )
     link.report_config(effective_config(config), commands.config_version)
     if store is not None and store.fallback is not None:

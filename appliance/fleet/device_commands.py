@@ -72,8 +72,11 @@ class DeviceCommands:
         control: ControlSurface | None,
         request_restart: Callable[[], None],
         store: ConfigStore | None = None,
+        version: str = __version__,
     ) -> None:
         self.config = config
+        self.version = version
+        """The release this device runs (ping; an update older than it is a downgrade)."""
         self.control = control
         self.calls = control.calls if control is not None else None
         self.request_restart = request_restart
@@ -99,7 +102,7 @@ class DeviceCommands:
             "mute": (MuteArgs, self.mute),
             "restart": (Empty, self.restart),
             "volume": (VolumeArgs, self.volume),
-            "update": UpdateCommand(self.config).entry(),
+            "update": UpdateCommand(self.config, running_version=self.version).entry(),
         }
         return CommandRouter(table)
 
@@ -119,7 +122,7 @@ class DeviceCommands:
 
     async def ping(self, _args: Empty) -> dict[str, Any]:
         state = self.control.state().state if self.control else "headless"
-        return {"pong": True, "version": __version__, "uptime_s": round(time.monotonic() - self.started, 1),
+        return {"pong": True, "version": self.version, "uptime_s": round(time.monotonic() - self.started, 1),
                 "state": state}  # fmt: skip
 
     async def config_get(self, _args: Empty) -> dict[str, Any]:

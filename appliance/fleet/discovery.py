@@ -28,8 +28,11 @@ STATES = ["listening", "thinking", "speaking", "headless"]
 """Every value the state sensor can show (an `enum` sensor refuses any other)."""
 
 
-def discovery_payload(topics: Topics, agents: list[str], *, has_speaker: bool = True) -> dict[str, Any]:
-    """`has_speaker`: a box without its own microphone and speaker (headless) gets no mute and volume."""
+def discovery_payload(
+    topics: Topics, agents: list[str], *, has_speaker: bool = True, version: str = __version__
+) -> dict[str, Any]:
+    """`has_speaker`: a box without its own microphone and speaker (headless) gets no mute and volume;
+    `version`: the release it runs."""
     device = topics.device_id
     slug = device.replace("-", "_")
     state = topics.state
@@ -120,9 +123,9 @@ def discovery_payload(topics: Topics, agents: list[str], *, has_speaker: bool = 
             "name": f"Appliance {device}",
             "mf": "appliance",
             "mdl": "voice appliance",
-            "sw": __version__,
+            "sw": version,
         },
-        "o": {"name": "appliance", "sw": __version__},
+        "o": {"name": "appliance", "sw": version},
         "avty_t": topics.status,
         "avty_tpl": "{{ value_json.state }}",
         "pl_avail": "online",

@@ -56,8 +56,11 @@ class FleetLink:
         discovery: dict[str, Any] | None = None,
         state: Callable[[], dict[str, Any]] | None = None,
         desired: DesiredState | None = None,
+        version: str = __version__,
     ) -> None:
         self.config = config
+        self.version = version
+        """The release this device runs, as its status says (a simulated device sets its own)."""
         self.topics = Topics(config.topic_prefix, config.device_id, config.group)
         self.router = router
         self.telemetry = telemetry
@@ -103,7 +106,7 @@ class FleetLink:
         self._wake.set()
 
     def _status(self, state: str) -> dict[str, Any]:
-        return {"state": state, "version": __version__, "config_version": self.config_version(),
+        return {"state": state, "version": self.version, "config_version": self.config_version(),
                 "group": self.config.group, "ts": time.time()}  # fmt: skip
 
     # ----- the connection -------------------------------------------------------------------------

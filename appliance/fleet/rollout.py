@@ -1,14 +1,20 @@
-"""Staged rollouts of a config patch: a canary share first, then batches, each gated on health, halted and
-rolled back when too many devices fail.
+"""Staged rollouts of a config patch or a signed release: a canary share first, then batches, each gated on
+health, halted and rolled back when too many devices fail.
 
 The whole rollout is one retained document (`<prefix>/rollout/<name>`): the plan (batches of device ids),
 where it is, and what happened to each device, with the values each had before. It is written after every
 step, so another operator, or the same one after a crash, sees it (`status`) and carries it on
 (`resume`); `pause` and `abort` are written to the same document and the running rollout obeys them at
-the next step. Rolling back writes each touched device's previous values as its own desired config.
+the next step.
 
-A device passes its batch when it applies the patch (its reply says so), shows no error event while the
-batch settles, is still online, and its voice-to-voice p95 (from telemetry newer than the change) is not
+What is rolled out is a change (`kind` in the document), which knows how to apply itself to a batch and
+undo itself on the devices touched: a config patch (`fleet/rollout_config.py`: the patch as each
+device's desired config, and its previous values back) or a release (`fleet/rollout_release.py`: the
+`update` command, the device back online with the new version within `deadline_s`; back with the
+previous release if the operator gave one). The stages and health gates are the same for both.
+
+A device passes its batch when the change applied, it shows no error event while the batch applies and
+settles, it is still online, and its voice-to-voice p95 (from telemetry newer than the change) is not
 worse than before by more than the margin.
 """
 
@@ -22,10 +28,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from appliance.fleet.operator import FleetError, Operator, lookup, nested
-from appliance.fleet.remote_keys import dotted_keys
+from appliance.fleet.operator import FleetError, Operator
+from appliance.fleet.rollout_config import ConfigChange
+from appliance.fleet.rollout_release import ReleaseChange
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 States = ("running", "paused", "aborting", "halted", "aborted", "done")
@@ -44,6 +51,42 @@ class RolloutOptions:
     """More failed devices than this halts the rollout and rolls back every device it touched."""
     v2v_margin: float = 0.25
     """A device's voice-to-voice p95 may get worse by this share before it counts as failed."""
+    deadline_s: float = 600.0
+    """A release: how long a device has to come back online running it (a real install takes minutes)."""
+
+
+class RolloutChange(Protocol):
+    """What a rollout rolls out: applied to a batch, undone on the devices it touched."""
+
+    retained_before: tuple[str, ...]
+    """The device topics (`config/reported`, `status`) `remember` reads."""
+
+    def remember(self, device: str, retained: dict[str, Any]) -> dict[str, Any]:
+        """What the device had before (the record's `before`), from its retained topics by kind."""
+        ...
+
+    async def apply(self, batch: list[str]) -> list[str | None]:
+        """Per device of the batch: None if the change took, else why not."""
+        ...
+
+    async def roll_back(self, devices: list[str], records: dict[str, dict[str, Any]]) -> None:
+        """Undo the change; sets each record's `result` (and a reason where it could not)."""
+        ...
+
+
+def change_of(operator: Operator, document: dict[str, Any]) -> RolloutChange:
+    """A document without `kind` is a config rollout (written before releases could be rolled out)."""
+    if document.get("kind", "config") == "release":
+        return ReleaseChange(operator, document)
+    return ConfigChange(operator, document)
+
+
+def describe(document: dict[str, Any]) -> str:
+    """What a rollout rolls out, for a status line: `audio.volume=35` or `release 1.2.0 (URL)`."""
+    if document.get("kind", "config") == "release":
+        release = document.get("release") or {}
+        return f"release {release.get('version')} ({release.get('source')})"
+    return json.dumps(document.get("patch"))
 
 
 def rollout_topic(prefix: str, name: str) -> str:
@@ -64,12 +107,13 @@ def plan_batches(device_ids: list[str], options: RolloutOptions) -> list[list[st
 
 
 def new_document(
-    name: str, target: str, patch: dict[str, Any], batches: list[list[str]], options: RolloutOptions
+    name: str, target: str, change: dict[str, Any], batches: list[list[str]], options: RolloutOptions
 ) -> dict[str, Any]:
+    """`change`: `{"kind": "config", "patch": {...}}` or a release's fields (`rollout_release.release_fields`)."""
     return {
         "name": name,
         "target": target,
-        "patch": patch,
+        **change,
         "options": options.__dict__,
         "batches": batches,
         "next_batch": 0,
@@ -90,6 +134,7 @@ class Rollout:
         self.operator = operator
         self.doc = document
         self.options = RolloutOptions(**document["options"])
+        self.change = change_of(operator, document)
         self.progress = progress
         self.topic = rollout_topic(operator.mqtt.topic_prefix, document["name"])
         self._started = False
@@ -131,14 +176,12 @@ class Rollout:
 
     async def _run_batch(self, batch: list[str]) -> None:
         prefix = self.operator.mqtt.topic_prefix
-        before = await self.operator.retained(
-            [f"{prefix}/{d}/{kind}" for d in batch for kind in ("config/reported", "telemetry", "status")]
-        )
+        kinds = sorted({"telemetry", *self.change.retained_before})
+        before = await self.operator.retained([f"{prefix}/{d}/{kind}" for d in batch for kind in kinds])
         for device in batch:
-            config = (before.get(f"{prefix}/{device}/config/reported") or {}).get("config") or {}
-            previous = {key: lookup(config, key) for key, _value in dotted_keys(self.doc["patch"])}
-            self.doc["devices"][device] = {"result": "applying", "before": previous,
-                                           "p95_before": _p95(before.get(f"{prefix}/{device}/telemetry"))}  # fmt: skip
+            retained = {kind: before.get(f"{prefix}/{device}/{kind}") for kind in kinds}
+            self.doc["devices"][device] = {"result": "applying", "before": self.change.remember(device, retained),
+                                           "p95_before": _p95(retained["telemetry"])}  # fmt: skip
         await self._save()
         started = time.time()
         erred: dict[str, str] = {}
@@ -147,7 +190,7 @@ class Rollout:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.operator.timeout_s):
                 await listening.wait()  # subscribed before the change goes out, so no early error is missed
-        results = await asyncio.gather(*(self._apply(device) for device in batch))
+        results = await self.change.apply(batch)
         await asyncio.sleep(self.options.settle_s)
         watcher.cancel()  # the batch is watched while it applies and settles, not for a fixed time
         with contextlib.suppress(asyncio.CancelledError):
@@ -166,20 +209,6 @@ class Rollout:
             if reason is None:
                 reason = self._slower(record.get("p95_before"), telemetry, started)
             record["result"], record["reason"] = ("ok", "") if reason is None else ("failed", reason)
-
-    async def _apply(self, device: str) -> str | None:
-        """The patch as this device's own desired config; None if it applied it, else why not."""
-        try:
-            _document, replies = await self.operator.set_desired(device, self.doc["patch"], expect={device})
-        except FleetError as exc:
-            return str(exc)
-        reply = next((r for r in replies if r.get("device") == device), None)
-        if reply is None:
-            return "no answer"
-        if not reply.get("ok"):
-            error = reply.get("error") or {}
-            return f"{error.get('code', 'refused')}: {error.get('message', '')}".strip()
-        return None
 
     def _slower(self, p95_before: float | None, telemetry: dict[str, Any], since: float) -> str | None:
         fresh = isinstance(telemetry.get("ts"), (int, float)) and telemetry["ts"] >= since
@@ -211,20 +240,14 @@ class Rollout:
     async def _roll_back(self, state: str, why: str) -> dict[str, Any]:
         self.progress(f"{why}: rolling back")
         touched = [d for d, r in self.doc["devices"].items() if r["result"] in ("ok", "failed", "applying")]
-        for device in touched:
-            record = self.doc["devices"][device]
-            restore = nested({k: v for k, v in record["before"].items() if v is not None})
-            if not restore:
-                record["result"] = "rolled_back"
-                continue
-            try:
-                _doc, replies = await self.operator.set_desired(device, restore, expect={device})
-                answered = any(r.get("device") == device and r.get("ok") for r in replies)
-                record["result"] = "rolled_back" if answered else "rollback_pending"
-            except FleetError as exc:
-                record["result"], record["reason"] = "rollback_pending", str(exc)
+        await self.change.roll_back(touched, self.doc["devices"])
         self.doc["state"], self.doc["reason"] = state, why
-        self.progress(f"{state}: {len(touched)} devices rolled back")
+        results: dict[str, int] = {}
+        for device in touched:
+            result = self.doc["devices"][device]["result"]
+            results[result] = results.get(result, 0) + 1
+        summary = ", ".join(f"{count} {result}" for result, count in sorted(results.items())) or "nothing to undo"
+        self.progress(f"{state}: of {len(touched)} devices touched: {summary}")
         return await self._save()
 
     async def _requested_state(self) -> str:

@@ -80,8 +80,16 @@ class UpdateArgs(CommandArgs):
 class UpdateCommand:
     """The `update` handler; one update at a time (a second one is refused while the first runs)."""
 
-    def __init__(self, config: AppConfig, command: Sequence[str] | None = None, timeout_s: float = 1800.0) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        command: Sequence[str] | None = None,
+        timeout_s: float = 1800.0,
+        running_version: str = __version__,
+    ) -> None:
         self.config = config
+        self.running_version = running_version
+        """What a release must not be older than (unless a downgrade is asked for)."""
         self.command = list(command) if command else [config.update.installer]
         self.timeout_s = timeout_s
         self.running: str | None = None
@@ -136,11 +144,10 @@ class UpdateCommand:
             raise CommandError("fetch_failed", redact_text(f"cannot fetch {args.release}: {exc}")) from None
         return target
 
-    @staticmethod
-    def _verify(release: Path, keys: Sequence[TrustedKey], args: UpdateArgs) -> VerifiedRelease:
+    def _verify(self, release: Path, keys: Sequence[TrustedKey], args: UpdateArgs) -> VerifiedRelease:
         try:
             verified = verify_release(release, keys, args.sha256)
-            check_not_older(verified.manifest.version, __version__, args.allow_downgrade)
+            check_not_older(verified.manifest.version, self.running_version, args.allow_downgrade)
         except ReleaseRefused as exc:
             raise CommandError(exc.code.value, exc.message) from None
         log.info("release %s verified (signed by key %s)", verified.manifest.version, verified.signed_by)

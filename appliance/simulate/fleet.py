@@ -7,25 +7,39 @@ desired state, telemetry and Home Assistant discovery. Only the conversation is 
 (`SimulatedConversation`). Connects are spread over `jitter_s` so a thousand links do not hit the
 broker in the same instant; a `restart` command restarts that one device (its link reconnects with
 the saved config).
+
+Releases: the real `update` command runs on a simulated device, against the real `[update] trusted_keys`
+of its config, so an unsigned, untrusted, altered or older release is refused exactly as on a box. Its
+`[update] installer` is the simulator's stand-in (`simulate/installer.py`, one small script per device
+in its state dir): it records the release's version in the state dir and writes the outcome, and the
+device then restarts, as the service does after a real install, and comes back reporting that version
+(`connect_fleet(version=...)`; a device that never installed anything reports this package's version).
+A staged release rollout can so be run and tested over many devices without installing anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import __version__
 from appliance.fleet.config_store import ConfigStore
 from appliance.fleet.device import connect_fleet
 from appliance.providers.secrets import resolve_secret
+from appliance.simulate import installer
 from appliance.simulate.conversation import SimulatedConversation
+
+INSTALLER_NAME = "simulated-installer"
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +91,7 @@ class SimulatedDevice:
             "APPLIANCE_MQTT__DEVICE_ID": self.id,
             "APPLIANCE_MQTT__GROUP": self.group,
             "APPLIANCE_STATE__DIR": str(self.state_dir),
+            "APPLIANCE_UPDATE__INSTALLER": str(self.state_dir / INSTALLER_NAME),
         }
         if self.options.telemetry_interval_s is not None:
             settings["APPLIANCE_MQTT__TELEMETRY_INTERVAL_S"] = str(self.options.telemetry_interval_s)
@@ -91,14 +106,16 @@ class SimulatedDevice:
         link; a `restart` command starts it again."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay_s)
+        self._write_installer()
         while not stop.is_set():
             restart = asyncio.Event()
             store = ConfigStore(self.options.config_path, self.environ())
             config = store.load()
             conversation = SimulatedConversation(config, self.latency_ms)
-            link = connect_fleet(config, conversation, restart.set, store=store)
+            version = installer.installed_version(self.state_dir) or __version__
+            link = connect_fleet(config, conversation, restart.set, store=store, version=version)
             link.on_status.connect(self._status)
-            link.on_answered.connect(lambda _name, _reply: self._answered())
+            link.on_answered.connect(functools.partial(self._answered, restart=restart))
             conversation.on_turn(lambda _record: self._turned())
             store.mark_good()
             if self.options.talk_every_s > 0:
@@ -125,8 +142,20 @@ class SimulatedDevice:
     def _status(self, status: str) -> None:
         self.connected = status == "connected"
 
-    def _answered(self) -> None:
+    def _answered(self, name: str, reply: dict[str, Any], restart: asyncio.Event) -> None:
         self.answered += 1
+        result = reply.get("result")
+        if name == "update" and reply.get("ok") and isinstance(result, dict) and result.get("outcome") == "installed":
+            restart.set()  # as the service restarts into a new release (the reply is out already)
+
+    def _write_installer(self) -> None:
+        """This device's `[update] installer`: the stand-in, told where this device keeps its state."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        script = self.state_dir / INSTALLER_NAME
+        script.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{installer.__file__}" --state-dir "{self.state_dir}" "$@"\n'
+        )
+        script.chmod(0o755)
 
     def _turned(self) -> None:
         self.turns += 1
