@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also voice-to-voice through a LiveKit room ([livekit] url and keys, or a local livekit-server)",
     )
+    bench.add_argument(
+        "--wyoming",
+        action="store_true",
+        help="also the Wyoming services: asr audio-stop to transcript, tts request to first audio chunk",
+    )
 
     fleet = with_config(commands.add_parser("fleet", help="the fleet over MQTT: devices, config, commands"))
     _fleet_options(fleet)
