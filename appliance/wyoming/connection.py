@@ -51,6 +51,8 @@ class Connection:
         self._language: str | None = None
         self._want_wake = False
         self._detected = False
+        self._refused = False
+        """The stream in progress was refused (told once): its further chunks are dropped until it ends."""
         self._text: StreamedText | None = None
         self._speaking: asyncio.Task[int] | None = None
         self.on_transcribed: Callable[[Transcription], None] | None = None
@@ -66,7 +68,7 @@ class Connection:
         except ClientError as exc:
             await self.error(str(exc), exc.code)
         except AudioFormatError as exc:
-            self._drop_stream()
+            self._refuse_stream()
             await self.error(str(exc), "bad_audio")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             await self.error(f"malformed '{event.type}' event ({type(exc).__name__}: {exc})", "bad_event")
@@ -90,6 +92,7 @@ class Connection:
         elif Detect.is_type(kind):
             self._detect(Detect.from_event(event).names)
         elif kind == "audio-start":
+            self._refused = False
             await self._start_stream(PcmFormat.of(event.data))
         elif kind == "audio-chunk":
             await self._chunk(event)
@@ -141,13 +144,15 @@ class Connection:
             self._stream = Transcription(services.stt, services.vad, services.asr, self._language)
 
     async def _chunk(self, event: Event) -> None:
+        if self._refused:
+            return
         pcm = PcmFormat.of(event.data)
         if self._stream is None:  # audio without audio-start: the chunk says what it is
             await self._start_stream(pcm)
         assert self._audio is not None and self._stream is not None
         samples = self._audio.convert(pcm, event.payload or b"")
         if self._audio.seconds_in > self.services.max_audio_s:
-            self._drop_stream()
+            self._refuse_stream()
             raise ClientError(f"audio stream over {self.services.max_audio_s:g} s; send audio-stop sooner", "too_long")
         found = await self._stream.push(samples)
         if isinstance(self._stream, WakeSpotter) and found is not None and not self._detected:
@@ -155,6 +160,9 @@ class Connection:
 
     async def _stop_stream(self) -> None:
         stream, audio = self._stream, self._audio
+        if self._refused:  # the end of a stream already answered with an error
+            self._refused = False
+            return
         if stream is None or audio is None:
             raise ClientError("audio-stop without audio")
         self._stream, self._audio = None, None
@@ -179,6 +187,10 @@ class Connection:
         self._detected = True
         name = wake_model_name(self.services.names.wake_phrase)
         await self.write(Detection(name=name, timestamp=round(at_s * 1000)).event())
+
+    def _refuse_stream(self) -> None:
+        self._drop_stream()
+        self._refused = True
 
     def _drop_stream(self) -> None:
         stream, self._stream, self._audio = self._stream, None, None

@@ -114,7 +114,6 @@ class WyomingServer:
                 f"{name}.{SERVICE_TYPE}",
                 addresses=[socket.inet_aton(address)],
                 port=self.port,
-                properties={"version": "1"},
             )
             await zeroconf.async_register_service(info)
         except Exception as exc:  # no multicast here, or the name is taken: the services still answer

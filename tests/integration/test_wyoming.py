@@ -148,9 +148,9 @@ def test_bad_input_gets_an_error_event_and_the_server_goes_on(device: WyomingDev
     pcm = {"rate": 16000, "width": 2, "channels": 1}
     cases = [
         (b"\x00\xffgarbage that is not json\n", "bad_event"),
+        (_event("audio-stop"), "bad_request"),  # no audio to end
         (_event("audio-chunk", pcm, b"\x01\x02\x03"), "bad_audio"),  # half a sample
         (_event("audio-start", {"rate": 16000, "width": 3, "channels": 1}), "bad_audio"),
-        (_event("audio-stop"), "bad_request"),
         (_event("synthesize", {"text": "hello", "voice": {"name": "nobody"}}), "unknown_voice"),
         (_event("synthesize", {"text": 42}), "bad_event"),
         (_event("synthesize", {}), "bad_event"),
@@ -163,8 +163,21 @@ def test_bad_input_gets_an_error_event_and_the_server_goes_on(device: WyomingDev
         assert answer is not None and answer.type == "error", (line, answer)
         assert answer.data["code"] == code and answer.data["text"], (line, answer)
 
-    # An event type this server does not know is dropped, as the protocol asks; the connection goes on.
-    (info,) = asyncio.run(_raw(device.port, [_event("some-future-event") + _event("describe")]))
+    # The rest of a refused stream is dropped (it was answered once), and so is an event type this server
+    # does not know, as the protocol asks; the connection goes on.
+    refused, info = asyncio.run(
+        _raw(
+            device.port,
+            [
+                _event("audio-start", {"rate": 16000, "width": 3, "channels": 1}),
+                _event("audio-chunk", pcm, b"\x00" * 640)
+                + _event("audio-stop")
+                + _event("some-future-event")
+                + _event("describe"),
+            ],
+        )
+    )
+    assert refused is not None and refused.data["code"] == "bad_audio"
     assert info is not None and info.type == "info"
 
     # A length that cannot be trusted: an error, then the connection closes; the server still serves.
