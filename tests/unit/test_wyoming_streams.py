@@ -10,7 +10,7 @@ from wyoming.event import Event
 from appliance.agents.agent import Agent
 from appliance.audio.frames import AudioChunk
 from appliance.config import ActivationConfig, VadConfig
-from appliance.providers.base import STT, Transcript
+from appliance.providers.base import STT, LLMOptions, Transcript
 from appliance.voice.text_conversation import TextConversation
 from appliance.wyoming.asr import AsrOptions, Transcription
 from appliance.wyoming.connection import Connection
@@ -105,7 +105,7 @@ def _connection(stt: STT, sent: list[Event]) -> Connection:
         sent.append(event)
 
     names = ServiceNames(["fake/stt"], ["fake/tts"], "hey appliance", "assistant", "en")
-    conversation = TextConversation(FakeLLM("Fine."), Agent(instructions="Be brief."))
+    conversation = TextConversation(FakeLLM("Fine."), Agent(instructions="Be brief."), LLMOptions())
     services = WyomingServices(
         stt=stt,
         tts=FakeTTS(delay=0.0),
