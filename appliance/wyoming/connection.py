@@ -3,8 +3,9 @@
 Events are taken in order; a request's answer is written before the next event is read, except speech
 synthesized from streamed text, which is written as the text comes. Unknown event types are dropped, as the
 protocol asks of a server (a newer client may send more than this one knows); a known event that is malformed,
-audio in a format that cannot be taken, or an engine that fails, is answered with an `error` event and the
-connection goes on.
+or audio in a format that cannot be taken, is answered with an `error` event and the connection goes on. An
+engine that fails gets the request an `error` too, and that connection closes (see `handle`); a conversation
+request that cannot be answered also gets `not-handled`, the answer a conversation agent waits for.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from wyoming.asr import Transcribe, Transcript
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.handle import Handled
+from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
@@ -62,22 +63,32 @@ class Connection:
         log.info("wyoming: %s (%s)", text, code)
         await self.write(Error(text=text, code=code).event())
 
-    async def handle(self, event: Event) -> None:
+    async def handle(self, event: Event) -> bool:
+        """Answer one event; False when the connection should close (a request failed in an engine)."""
         try:
             await self._dispatch(event)
         except ClientError as exc:
-            await self.error(str(exc), exc.code)
+            await self._refuse(event, str(exc), exc.code)
         except AudioFormatError as exc:
             self._refuse_stream()
             await self.error(str(exc), "bad_audio")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            await self.error(f"malformed '{event.type}' event ({type(exc).__name__}: {exc})", "bad_event")
-        except (ConnectionError, asyncio.CancelledError):
+            await self._refuse(event, f"malformed '{event.type}' event ({type(exc).__name__}: {exc})", "bad_event")
+        except ConnectionError:
             raise
         except Exception as exc:  # an engine failed: this request fails, the service goes on
             log.exception("wyoming: '%s' failed", event.type)
             self._drop_stream()
-            await self.error(f"'{event.type}' failed: {exc}", "failed")
+            await self._refuse(event, f"'{event.type}' failed: {exc}", "failed")
+            # Home Assistant's clients wait for the answer itself and pass over `error` events: closing the
+            # connection is what ends their wait at once rather than at their pipeline's timeout.
+            return False
+        return True
+
+    async def _refuse(self, event: Event, text: str, code: str) -> None:
+        await self.error(text, code)
+        if event.type == "transcript":  # a conversation agent waits for handled or not-handled
+            await self.write(NotHandled(text=text).event())
 
     async def _dispatch(self, event: Event) -> None:
         kind = event.type

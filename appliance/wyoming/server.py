@@ -89,9 +89,8 @@ class WyomingServer:
                 except BadEvent as exc:
                     await connection.error(str(exc), "bad_event")
                     continue
-                if event is None:
+                if event is None or not await connection.handle(event):
                     break
-                await connection.handle(event)
         except (ConnectionError, OSError):
             pass  # the client went away mid-answer
         finally:

@@ -155,7 +155,6 @@ def test_bad_input_gets_an_error_event_and_the_server_goes_on(device: WyomingDev
         (_event("synthesize", {"text": 42}), "bad_event"),
         (_event("synthesize", {}), "bad_event"),
         (_event("detect", {"names": ["alexa"]}), "unknown_wake_word"),
-        (_event("transcript", {"text": ""}), "bad_event"),
         (_event("synthesize-chunk", {"text": "orphan"}), "bad_request"),
     ]
     answers = asyncio.run(_raw(device.port, [line for line, _ in cases]))
@@ -179,6 +178,12 @@ def test_bad_input_gets_an_error_event_and_the_server_goes_on(device: WyomingDev
     )
     assert refused is not None and refused.data["code"] == "bad_audio"
     assert info is not None and info.type == "info"
+
+    # A conversation request that cannot be answered: the error, and the not-handled a conversation agent
+    # (Home Assistant's) waits for.
+    error, not_handled = asyncio.run(_raw(device.port, [_event("transcript", {"text": ""}), b""]))
+    assert error is not None and error.data["code"] == "bad_event"
+    assert not_handled is not None and not_handled.type == "not-handled"
 
     # A length that cannot be trusted: an error, then the connection closes; the server still serves.
     broken = asyncio.run(_raw(device.port, [b'{"type": "audio-chunk", "payload_length": 99999999999}\n']))

@@ -124,18 +124,31 @@ def _audio(seconds: float) -> list[Event]:
     return [Event("audio-start", pcm), Event("audio-chunk", pcm, payload), Event("audio-stop")]
 
 
-def test_an_engine_failure_is_an_error_event_and_the_next_request_is_served() -> None:
-    async def main() -> list[Event]:
+def test_an_engine_failure_is_an_error_event_then_the_connection_ends() -> None:
+    async def main() -> tuple[list[Event], list[bool]]:
         sent: list[Event] = []
         connection = _connection(FailingSTT(), sent)
-        for event in [Event("transcribe", {"language": "en-US"}), *_audio(0.5), Event("describe")]:
-            await connection.handle(event)
+        go_on = [await connection.handle(e) for e in [Event("transcribe", {"language": "en-US"}), *_audio(0.5)]]
         await connection.aclose()
+        return sent, go_on
+
+    sent, go_on = asyncio.run(main())
+    assert go_on == [True, True, True, False]  # the failed request's connection closes: no client waits on
+    assert [e.type for e in sent] == ["error"]
+    assert sent[0].data["code"] == "failed" and "fell over" in sent[0].data["text"]
+
+
+def test_a_conversation_request_that_cannot_be_answered_is_also_not_handled() -> None:
+    async def main() -> list[Event]:
+        sent: list[Event] = []
+        connection = _connection(FakeSTT(), sent)
+        assert await connection.handle(Event("transcript", {"text": "  "}))
+        assert await connection.handle(Event("transcript", {"text": "how are you"}))
         return sent
 
     sent = asyncio.run(main())
-    assert [e.type for e in sent] == ["error", "info"]
-    assert sent[0].data["code"] == "failed" and "fell over" in sent[0].data["text"]
+    assert [e.type for e in sent] == ["error", "not-handled", "handled"]
+    assert sent[2].data["text"] == "Fine."
 
 
 def test_streamed_text_is_spoken_sentence_by_sentence_and_once() -> None:
