@@ -319,7 +319,10 @@ class WyomingConfig(_Section):
         default=None, pattern=MQTT_NAME, description="The name announced over mDNS (default: mqtt.device_id)."
     )
     max_audio_s: float = Field(
-        default=60.0, gt=0, le=600, description="Audio one speech-to-text or wake request may send; more is an error."
+        default=60.0,
+        gt=0,
+        le=600,
+        description="Audio one speech-to-text request may send; more is an error (a wake stream has no limit).",
     )
 
 

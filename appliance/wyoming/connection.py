@@ -162,7 +162,7 @@ class Connection:
             await self._start_stream(pcm)
         assert self._audio is not None and self._stream is not None
         samples = self._audio.convert(pcm, event.payload or b"")
-        if self._audio.seconds_in > self.services.max_audio_s:
+        if isinstance(self._stream, Transcription) and self._audio.seconds_in > self.services.max_audio_s:
             self._refuse_stream()
             raise ClientError(f"audio stream over {self.services.max_audio_s:g} s; send audio-stop sooner", "too_long")
         found = await self._stream.push(samples)

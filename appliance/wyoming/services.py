@@ -21,4 +21,5 @@ class WyomingServices:
     asr: AsrOptions
     wake: WakeOptions
     max_audio_s: float = 60.0
-    """Audio one speech-to-text or wake stream may carry; more is refused (a client that never stops)."""
+    """Audio one speech-to-text stream may carry; more is refused (a client that never stops). A wake stream
+    has no limit: it runs until the phrase is heard, and keeps only its last seconds."""

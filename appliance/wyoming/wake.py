@@ -3,6 +3,8 @@
 The same detector as on the device (`voice/activation.py`): each short utterance the voice detector cuts from
 the stream is transcribed by the local STT, primed with the phrase, and matched word by word. An utterance is
 checked when it ends, or once it is `max_utterance_s` long (the phrase comes first, the rest may go on).
+A wake stream has no length limit (Home Assistant streams a satellite's microphone into it until the phrase
+is heard), so only the last few seconds of it are kept.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class WakeSpotter:
         self._stt = stt
         self._options = options
         self._gate = ActivationGate(options.activation.model_copy(update={"mode": ActivationMode.WAKE}))
-        self._track = SpeechTrack(vad, options.vad)
+        # An utterance is checked within `max_utterance_s` of its start: older audio is never needed again.
+        self._track = SpeechTrack(vad, options.vad, keep_s=options.max_utterance_s + 2.0)
         self._started: float | None = None
         self._checked = False
         self.detections: list[float] = []

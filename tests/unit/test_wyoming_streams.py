@@ -93,6 +93,20 @@ def test_a_long_utterance_is_checked_once_after_its_first_seconds() -> None:
     asyncio.run(main())
 
 
+def test_an_hour_long_wake_stream_keeps_only_its_last_seconds_and_still_hears_the_phrase() -> None:
+    async def main() -> None:
+        stt = FakeSTT(lambda seconds: "hey appliance" if seconds < 1.5 else "the kettle is on", delay=0.0)
+        spotter = _wake(stt)
+        talk = join(speech(2.0), silence(1.0))
+        for _ in range(200):  # ten minutes of unrelated talk
+            assert await _push(spotter, talk, block_s=0.5) == []
+            assert spotter._track.kept_samples <= 2 * (2.5 + 2.0) * 16000
+        found = await _push(spotter, join(speech(1.0), silence(0.5)), block_s=0.5)
+        assert len(found) == 1 and found[0] > 600
+
+    asyncio.run(main())
+
+
 class FailingSTT(STT):
     descriptor = "fake/broken"
 
