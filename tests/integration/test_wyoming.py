@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,3 +191,18 @@ def test_bad_input_gets_an_error_event_and_the_server_goes_on(device: WyomingDev
     assert broken[0] is not None and broken[0].data["code"] == "bad_stream"
     result = asyncio.run(exchange(device.port, [Describe().event()], "info"))
     assert result.events[-1].type == "info"
+
+
+def test_a_port_already_taken_is_said_once_and_the_device_runs_on(
+    device: WyomingDevice, models_dir: Path, tmp_path: Path
+) -> None:
+    second = WyomingDevice(models_dir, tmp_path, port=device.port, wait=False)
+    try:
+        second.wait_for("wyoming: cannot listen on")
+        time.sleep(1.0)
+        assert second.proc.poll() is None  # the device runs on without the Wyoming services
+        second.close()
+        assert second.proc.returncode == 0
+        assert second.err.read_text().count("wyoming: cannot listen") == 1
+    finally:
+        second.close()

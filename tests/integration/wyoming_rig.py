@@ -26,7 +26,7 @@ LISTENING = re.compile(r"wyoming: listening on 127\.0\.0\.1:(\d+)")
 
 
 class WyomingDevice:
-    def __init__(self, models_dir: Path, folder: Path) -> None:
+    def __init__(self, models_dir: Path, folder: Path, port: int = 0, wait: bool = True) -> None:
         env = {
             **os.environ,
             "APPLIANCE_MODELS__DIR": str(models_dir),
@@ -34,12 +34,19 @@ class WyomingDevice:
             "APPLIANCE_STATE__DIR": str(folder / "state"),
             "APPLIANCE_WYOMING__ENABLED": "true",
             "APPLIANCE_WYOMING__HOST": "127.0.0.1",
-            "APPLIANCE_WYOMING__PORT": "0",
+            "APPLIANCE_WYOMING__PORT": str(port),
             "APPLIANCE_WYOMING__ZEROCONF": "false",
         }
         self.err = folder / "device.err"
         self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "run"], env=env, stderr=self.err.open("w"))
-        self.port = self._wait_for_port()
+        self.port = self._wait_for_port() if wait else port
+
+    def wait_for(self, text: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.err.read_text():
+            assert self.proc.poll() is None, self.err.read_text()
+            assert time.monotonic() < deadline, f"no {text!r}: {self.err.read_text()}"
+            time.sleep(0.2)
 
     def _wait_for_port(self, timeout: float = 180) -> int:
         deadline = time.monotonic() + timeout
