@@ -119,7 +119,8 @@ async def _started(config: AppConfig, store: ConfigStore | None) -> tuple[Applia
 
 async def start_wyoming(appliance: Appliance, control: Control) -> WyomingServer | None:
     """The Wyoming services on the loaded engines; what the agent says on its own later (a timer set from
-    Home Assistant rings) is said by the device. A port that cannot be had is said once; the device runs on."""
+    Home Assistant rings) is said by the device, and a volume its tools set is the device's. A port that cannot
+    be had is said once; the device runs on."""
     config = appliance.config
     services = appliance.wyoming_services()
 
@@ -127,7 +128,13 @@ async def start_wyoming(appliance: Appliance, control: Control) -> WyomingServer
         with contextlib.suppress(NotAvailable, SayQueueFull):
             control.say(text)
 
-    services.agent.conversation.runtime.announcer = say_on_device
+    def volume_on_device(level: int) -> None:
+        with contextlib.suppress(NotAvailable):
+            control.set_volume(level)
+
+    runtime = services.agent.conversation.runtime
+    runtime.announcer = say_on_device
+    runtime.on_volume.connect(volume_on_device)  # "turn the volume down" asked in Home Assistant: this speaker
     name = (config.wyoming.name or config.mqtt.device_id) if config.wyoming.zeroconf else None
     server = WyomingServer(services, config.wyoming.host, config.wyoming.port, announce_as=name)
     try:
