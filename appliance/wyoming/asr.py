@@ -55,6 +55,8 @@ class Transcription:
             self._early = asyncio.get_running_loop().create_task(
                 self._transcribe(track.audio()), name="wyoming-early-stt"
             )
+            # Its failure is not this request's (the end is transcribed again): seen here, not logged as lost.
+            self._early.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     async def finish(self, tail: Int16Array) -> Transcript:
         """The transcript of the whole stream (its end is in `tail`)."""
