@@ -26,7 +26,13 @@ from appliance.transports.device import DeviceTransport
 from appliance.transports.livekit_auth import RoomCredentials, room_credentials
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import HISTORY_CHARS_PER_TOKEN, SessionOptions
+from appliance.voice.text_conversation import TextConversation
 from appliance.voice.turn_state import Providers
+from appliance.wyoming.asr import AsrOptions
+from appliance.wyoming.describe import ServiceNames
+from appliance.wyoming.handle import AgentAnswers
+from appliance.wyoming.services import WyomingServices
+from appliance.wyoming.wake import WakeOptions
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +130,39 @@ class Appliance:
             device,
             new_session=lambda: self.new_session(ENGINE_RATE),
             synthesize=self.synthesize,
+        )
+
+    def new_text_conversation(self) -> TextConversation:
+        """The configured agent answering text (tools and all) on the loaded LLM chain."""
+        if self.providers is None:
+            raise RuntimeError("load() the appliance before starting a conversation")
+        options = session_options(self.config)
+        return TextConversation(
+            self.providers.llm, make_agent(self.config), options.llm, options.history_chars, options.max_tool_steps
+        )
+
+    def wyoming_services(self) -> WyomingServices:
+        """The loaded engines and a text conversation with the agent, as the Wyoming services serve them."""
+        providers = self.providers
+        if providers is None:
+            raise RuntimeError("load() the appliance before serving Wyoming")
+        config = self.config
+        conversation = self.new_text_conversation()
+        return WyomingServices(
+            stt=providers.stt,
+            tts=providers.tts,
+            vad=providers.vad,
+            agent=AgentAnswers(conversation),
+            names=ServiceNames(
+                stt=list(config.stt.provider),
+                tts=list(config.tts.provider),
+                wake_phrase=config.activation.wake_phrase,
+                agent=conversation.runtime.agent.name,
+                language=config.stt.language,
+            ),
+            asr=AsrOptions(config.stt.language, config.vad, config.endpointing.min_silence_ms / 1000),
+            wake=WakeOptions(config.activation, config.stt.language, config.vad),
+            max_audio_s=config.wyoming.max_audio_s,
         )
 
     async def synthesize(self, text: str) -> Int16Array:

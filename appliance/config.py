@@ -295,6 +295,37 @@ class LiveKitConfig(_Section):
         return self
 
 
+class WyomingConfig(_Section):
+    """The Wyoming services Home Assistant adds: speech-to-text, text-to-speech, wake phrase and the agent
+    as a conversation agent (`appliance/wyoming/`). Wyoming has no authentication: enable it on a trusted
+    network only."""
+
+    enabled: bool = False
+    host: str = Field(
+        default="0.0.0.0",
+        min_length=1,
+        description="Where to listen. Home Assistant usually runs on another box, so every interface; "
+        "127.0.0.1 when it runs on this one.",
+    )
+    port: int = Field(
+        default=10500,
+        ge=0,
+        le=65535,
+        description="Beside the Wyoming add-ons' ports (Piper 10200, Whisper 10300, openWakeWord 10400) and "
+        "clear of the satellite's 10700; 0 picks a free one.",
+    )
+    zeroconf: bool = Field(default=True, description="Announce the services over mDNS so Home Assistant finds them.")
+    name: str | None = Field(
+        default=None, pattern=MQTT_NAME, description="The name announced over mDNS (default: mqtt.device_id)."
+    )
+    max_audio_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="Audio one speech-to-text request may send; more is an error (a wake stream has no limit).",
+    )
+
+
 class ModelsConfig(_Section):
     dir: Path = Path(".models")
 
@@ -349,6 +380,7 @@ class AppConfig(_Section):
     audio: AudioConfig = AudioConfig()
     mqtt: MqttConfig = MqttConfig()
     livekit: LiveKitConfig = LiveKitConfig()
+    wyoming: WyomingConfig = WyomingConfig()
     models: ModelsConfig = ModelsConfig()
     compute: ComputeConfig = ComputeConfig()
     privacy: PrivacyConfig = PrivacyConfig()

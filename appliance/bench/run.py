@@ -45,7 +45,11 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 async def run_bench(
-    config: AppConfig, questions: list[Path], skip: frozenset[str] = frozenset(), livekit: bool = False
+    config: AppConfig,
+    questions: list[Path],
+    skip: frozenset[str] = frozenset(),
+    livekit: bool = False,
+    wyoming: bool = False,
 ) -> dict[str, Any]:
     wall0, cpu0 = time.monotonic(), time.process_time()
     appliance = await Appliance.started(config)
@@ -100,6 +104,11 @@ async def run_bench(
                 listening["livekit_voice_to_voice_ms"] = await livekit_voice_to_voice_ms(appliance, config, questions)
             except LiveKitServerError as exc:
                 raise BenchError(f"bench --livekit: {exc}") from None
+        if wyoming:
+            from appliance.bench.wyoming import wyoming_latency_ms
+
+            replies = [r.agent_text for r in records if r.agent_text]
+            listening["wyoming"] = await wyoming_latency_ms(appliance, questions, replies)
     finally:
         await appliance.aclose()
     latency: dict[str, dict[str, float | None]] = {}

@@ -45,7 +45,7 @@ async def _whole(args: argparse.Namespace, config: AppConfig) -> int:
         questions = questions[: args.questions]
     if not questions:
         raise OperationalError(f"no benchmark questions in {QUESTIONS_DIR}")
-    result = await run_bench(config, questions, frozenset(args.skip or ()), livekit=args.livekit)
+    result = await run_bench(config, questions, frozenset(args.skip or ()), livekit=args.livekit, wyoming=args.wyoming)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -111,8 +111,24 @@ def _print(result: dict[str, Any]) -> None:
             f"through a LiveKit room: voice-to-voice p50 {_fmt(room['p50'])} ms, p95 {_fmt(room['p95'])} ms "
             f"({room['answered']} of {room['questions']} answered; device path p50 {_fmt(device['p50'])} ms)"
         )
+    if "wyoming" in listening:
+        _print_wyoming(listening["wyoming"], result["latency_ms"])
     for error in result["errors"]:
         print(f"error: {error}")
+
+
+def _print_wyoming(wyoming: dict[str, Any], device: dict[str, Any]) -> None:
+    asr, tts = wyoming["asr_end_of_audio_to_transcript_ms"], wyoming["tts_request_to_first_chunk_ms"]
+    print(
+        f"wyoming asr: audio-stop to transcript p50 {_fmt(asr['p50'])} ms, max {_fmt(asr['max'])} ms "
+        f"({asr['early_transcripts_used']} of {asr['requests']} started in the {wyoming['end_silence_s']:g} s "
+        f"end silence; {_fmt(wyoming['asr_transcribed_at_audio_stop_ms']['p50'])} ms if transcribed at audio-stop; "
+        f"WER {wyoming['asr_word_error_rate']}); device stt_final p50 {_fmt(device['stt_final']['p50'])} ms"
+    )
+    print(
+        f"wyoming tts: synthesize to first audio chunk p50 {_fmt(tts['p50'])} ms, max {_fmt(tts['max'])} ms "
+        f"({tts['requests']} replies); device tts_ttfb p50 {_fmt(device['tts_ttfb']['p50'])} ms"
+    )
 
 
 def _print_stt(stt: dict[str, Any]) -> None:

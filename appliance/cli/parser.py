@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also voice-to-voice through a LiveKit room ([livekit] url and keys, or a local livekit-server)",
     )
     bench.add_argument(
+        "--wyoming",
+        action="store_true",
+        help="also the Wyoming services: asr audio-stop to transcript, tts request to first audio chunk",
+    )
+    bench.add_argument(
         "--fleet",
         type=int,
         metavar="N",

@@ -15,7 +15,7 @@ from appliance.app import START_ERRORS, Appliance
 from appliance.calls.events import CallEvent
 from appliance.calls.manager import CallManager
 from appliance.config import AppConfig
-from appliance.control import Control
+from appliance.control import Control, NotAvailable, SayQueueFull
 from appliance.fleet.config_store import ConfigStore
 from appliance.fleet.device import connect_fleet
 from appliance.fleet.events import error_event
@@ -23,6 +23,7 @@ from appliance.system.lifecycle import Lifecycle
 from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
 from appliance.voice.turn_record import TurnRecord
+from appliance.wyoming.server import WyomingServer
 
 OUTPUT_RATE = 16_000
 CLOSE_S = 5.0
@@ -77,6 +78,11 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
                 )
             )
         jobs.append(link.run(life.stop))
+    if config.wyoming.enabled:
+        server = await start_wyoming(appliance, control)
+        if server is not None:
+            life.report("wyoming", f"port {server.port}")
+            jobs.append(server.run(life.stop))
     start = asyncio.get_running_loop().create_task(calls.start(auto_join_credentials(appliance)), name="calls-start")
     calls.keep(start)  # in the background: an unreachable LiveKit server must not hold the device up
     if device is None:
@@ -109,6 +115,35 @@ async def _started(config: AppConfig, store: ConfigStore | None) -> tuple[Applia
     if store is not None:
         store.mark_good()
     return appliance, config
+
+
+async def start_wyoming(appliance: Appliance, control: Control) -> WyomingServer | None:
+    """The Wyoming services on the loaded engines; what the agent says on its own later (a timer set from
+    Home Assistant rings) is said by the device, and a volume its tools set is the device's. A port that cannot
+    be had is said once; the device runs on."""
+    config = appliance.config
+    services = appliance.wyoming_services()
+
+    async def say_on_device(text: str) -> None:
+        with contextlib.suppress(NotAvailable, SayQueueFull):
+            control.say(text)
+
+    def volume_on_device(level: int) -> None:
+        with contextlib.suppress(NotAvailable):
+            control.set_volume(level)
+
+    runtime = services.agent.conversation.runtime
+    runtime.announcer = say_on_device
+    runtime.on_volume.connect(volume_on_device)  # "turn the volume down" asked in Home Assistant: this speaker
+    name = (config.wyoming.name or config.mqtt.device_id) if config.wyoming.zeroconf else None
+    server = WyomingServer(services, config.wyoming.host, config.wyoming.port, announce_as=name)
+    try:
+        await server.start()
+    except OSError as exc:
+        _say(f"wyoming: cannot listen on {config.wyoming.host}:{config.wyoming.port}: {exc.strerror or exc}")
+        return None
+    _say(f"wyoming: listening on {config.wyoming.host}:{server.port} (asr, tts, wake, handle)")
+    return server
 
 
 def print_turn(record: TurnRecord, as_json: bool) -> None:

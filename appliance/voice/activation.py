@@ -85,6 +85,10 @@ class ActivationGate:
         if self.mode is ActivationMode.WAKE and now <= self._window_until + 1e-9:
             self._window_until = now + self.options.follow_up_s
 
+    def heard_wake_phrase(self, text: str) -> bool:
+        """`text` starts with the wake phrase (the Wyoming wake service asks only this)."""
+        return self._after_wake_phrase(text) is not None
+
     def _after_wake_phrase(self, text: str) -> str | None:
         """The text after a wake phrase at the start of `text`, or None if it does not start with one.
 

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("providers",),
     ("agents",),
     ("voice",),
-    ("transports",),
+    ("transports", "wyoming"),
     ("calls",),
     ("engines.py", "app.py", "control.py"),
     ("release",),
