@@ -98,7 +98,8 @@ def retained(broker: Broker, topic: str) -> dict[str, Any]:
 def until(check: Callable[[], bool], what: Callable[[], str], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, what()
+        if time.monotonic() > deadline:
+            raise AssertionError(what())
         time.sleep(0.3)
 
 
