@@ -211,6 +211,9 @@ def assert_shown_as_discovered(hass: HomeAssistant, broker: Broker, device: str,
     assert known["sw_version"] == dev["sw"]
     if hass.version() >= (2025, 10):  # releases that read default_entity_id (2025.4 ignores it)
         assert entities == {key: c["default_entity_id"] for key, c in components.items()}
+    # A deprecated discovery option shows as a repair (as object_id did from 2025.10) besides the log.
+    (repairs,) = hass.websocket({"type": "repairs/list_issues"})
+    assert [issue for issue in repairs["issues"] if issue["domain"] == "mqtt"] == []
     assert hass.complaints(device) == []
 
 
