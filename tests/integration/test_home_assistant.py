@@ -129,7 +129,7 @@ def home(hass_executable: Path, models_dir: Path, tmp_path_factory: pytest.TempP
             device = SoundCardDevice(broker, rig, models_dir, root)
             answered = hass.wait_until_answering()
             hass.onboard()
-            print(f"Home Assistant {hass.version()} answered {answered:.1f} s after its start")
+            print(f"Home Assistant {'.'.join(map(str, hass.version()))} answered {answered:.1f} s after its start")
             device.wait_for("mqtt: connected")
             discovery = retained(broker, discovery_topic(DEVICE))
             yield Home(broker, rig, hass, device, discovery, registered(hass, discovery))
