@@ -9,7 +9,10 @@ import sys
 import uuid
 from typing import Any
 
+from rich.console import Console
+
 from appliance.cli.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from appliance.cli.rollout_view import RolloutView
 from appliance.fleet.operator import FleetError, Operator, parse_assignments
 from appliance.fleet.rollout import (
     NAME,
@@ -36,7 +39,7 @@ async def rollout_command(args: argparse.Namespace, operator: Operator) -> int:
             raise FleetError(f"rollout {document['name']} is {document['state']}: nothing to {action}")
         if action == "abort" and document["state"] == "paused":
             # Nobody is running it: roll back here.
-            finished = await Rollout(operator, document, _progress).run_abort()
+            finished = await _carry_out(operator, document, args.json, abort=True)
             return _status(finished, args.json)
         document["state"] = "paused" if action == "pause" else "aborting"
         await publish_document(operator, document)
@@ -45,7 +48,7 @@ async def rollout_command(args: argparse.Namespace, operator: Operator) -> int:
         return EXIT_OK
     if document["state"] not in ("paused", "running"):
         raise FleetError(f"rollout {document['name']} is {document['state']}: it cannot be resumed")
-    return _finished(await Rollout(operator, document, _progress).run(), args.json)
+    return _finished(await _carry_out(operator, document, args.json), args.json)
 
 
 async def _start(args: argparse.Namespace, operator: Operator) -> int:
@@ -76,7 +79,7 @@ async def _start(args: argparse.Namespace, operator: Operator) -> int:
     document = new_document(name, target, change, batches, options)
     sizes = ", ".join(str(len(b)) for b in batches)
     print(f"rollout {name}: {len(chosen)} devices in {len(batches)} batches ({sizes}), canary first", file=sys.stderr)
-    return _finished(await Rollout(operator, document, _progress).run(), args.json)
+    return _finished(await _carry_out(operator, document, args.json), args.json)
 
 
 def _change(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,6 +128,20 @@ def _status(document: dict[str, Any], as_json: bool) -> int:
         if said:
             print(f"  {device}: {record['result']}: {said}")
     return EXIT_OK
+
+
+async def _carry_out(
+    operator: Operator, document: dict[str, Any], as_json: bool, abort: bool = False
+) -> dict[str, Any]:
+    """Run (or roll back) the rollout: a live view on a terminal, progress lines otherwise."""
+    console = Console(stderr=True)
+    if as_json or not console.is_terminal:
+        rollout = Rollout(operator, document, _progress)
+        return await (rollout.run_abort() if abort else rollout.run())
+    with RolloutView(console) as view:
+        view.document(document)
+        rollout = Rollout(operator, document, view.line, saved=view.document)
+        return await (rollout.run_abort() if abort else rollout.run())
 
 
 def _progress(line: str) -> None:

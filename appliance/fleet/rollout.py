@@ -130,9 +130,17 @@ Progress = Callable[[str], None]
 class Rollout:
     """Runs (or carries on) the rollout described by a document; `run` returns it finished, halted or paused."""
 
-    def __init__(self, operator: Operator, document: dict[str, Any], progress: Progress = lambda _line: None) -> None:
+    def __init__(
+        self,
+        operator: Operator,
+        document: dict[str, Any],
+        progress: Progress = lambda _line: None,
+        saved: Callable[[dict[str, Any]], None] = lambda _document: None,
+    ) -> None:
         self.operator = operator
         self.doc = document
+        self.saved = saved
+        """Told the document each time it is written (a live view redraws from it)."""
         self.options = RolloutOptions(**document["options"])
         self.change = change_of(operator, document)
         self.progress = progress
@@ -264,6 +272,7 @@ class Rollout:
                 self.doc["state"] = wanted
         self.doc["updated"] = time.time()
         await publish_document(self.operator, self.doc)
+        self.saved(self.doc)
         return self.doc
 
 
