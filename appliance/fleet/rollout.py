@@ -234,7 +234,7 @@ class Rollout:
         try:
             async with self.operator.client() as client:
                 for device in batch:
-                    await client.subscribe(f"{prefix}/{device}/events", qos=1)
+                    await client.subscribe(f"{prefix}/{device}/events", qos=0)
                 listening.set()
                 async for message in client.messages:
                     event = _json(message.payload)

@@ -96,7 +96,7 @@ async def install(
     try:
         async with operator.client() as client:
             for topic in (watch.reply_topic, *watch.status_topics):
-                await client.subscribe(topic, qos=1)
+                await client.subscribe(topic, qos=0)
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.ResponseTopic = watch.reply_topic
             request = {"release": release.source, "sha256": release.sha256, "allow_downgrade": allow_downgrade}
