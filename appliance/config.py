@@ -187,6 +187,12 @@ class ActivationConfig(_Section):
     stop_phrases: list[str] = Field(
         default=["stop", "cancel", "be quiet", "never mind"], description="Said over the agent: it stops."
     )
+    pipeline: Literal["local", "home-assistant", "auto"] = Field(
+        default="local",
+        description="Who answers a request: this device; Home Assistant's Assist pipeline, with the device as "
+        "its satellite ([wyoming] satellite_port); or Home Assistant when it is connected and answers in time, "
+        "else this device.",
+    )
 
 
 class FallbackConfig(_Section):
@@ -323,6 +329,20 @@ class WyomingConfig(_Section):
         gt=0,
         le=600,
         description="Audio one speech-to-text request may send; more is an error (a wake stream has no limit).",
+    )
+    satellite_port: int = Field(
+        default=10700,
+        ge=0,
+        le=65535,
+        description="Where Home Assistant connects to the device as a satellite (activation.pipeline not "
+        "'local'); the Wyoming satellites' usual port. 0 picks a free one.",
+    )
+    satellite_timeout_s: float = Field(
+        default=8.0,
+        gt=0,
+        le=120,
+        description="How long a request sent to Home Assistant may go without its spoken answer starting; "
+        "with activation.pipeline = 'auto' the device then answers itself.",
     )
 
 

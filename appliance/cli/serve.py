@@ -23,6 +23,7 @@ from appliance.system.lifecycle import Lifecycle
 from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
 from appliance.voice.turn_record import TurnRecord
+from appliance.wyoming.satellite import SatelliteServer
 from appliance.wyoming.server import WyomingServer
 
 OUTPUT_RATE = 16_000
@@ -83,6 +84,13 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
         if server is not None:
             life.report("wyoming", f"port {server.port}")
             jobs.append(server.run(life.stop))
+    if config.activation.pipeline != "local":
+        satellite = await start_satellite(config)
+        if satellite is not None:
+            session.remote = satellite
+            session.on_turn.connect(satellite.turn_finished)
+            life.report("satellite", f"port {satellite.port}")
+            jobs.append(satellite.run(life.stop))
     start = asyncio.get_running_loop().create_task(calls.start(auto_join_credentials(appliance)), name="calls-start")
     calls.keep(start)  # in the background: an unreachable LiveKit server must not hold the device up
     if device is None:
@@ -144,6 +152,27 @@ async def start_wyoming(appliance: Appliance, control: Control) -> WyomingServer
         return None
     _say(f"wyoming: listening on {config.wyoming.host}:{server.port} (asr, tts, wake, handle)")
     return server
+
+
+async def start_satellite(config: AppConfig) -> SatelliteServer | None:
+    """The listener Home Assistant connects to, to run the device as its satellite; a port that cannot be
+    had is said once, and the device answers its requests itself."""
+    wyoming = config.wyoming
+    satellite = SatelliteServer(
+        wyoming.host,
+        wyoming.satellite_port,
+        config.activation.wake_phrase,
+        timeout_s=wyoming.satellite_timeout_s,
+        fallback=config.activation.pipeline == "auto",
+        name=wyoming.name or config.mqtt.device_id,
+    )
+    try:
+        await satellite.start()
+    except OSError as exc:
+        _say(f"satellite: cannot listen on {wyoming.host}:{wyoming.satellite_port}: {exc.strerror or exc}")
+        return None
+    _say(f"satellite: listening on {wyoming.host}:{satellite.port} for Home Assistant ({config.activation.pipeline})")
+    return satellite
 
 
 def print_turn(record: TurnRecord, as_json: bool) -> None:

@@ -16,6 +16,8 @@ LIVE_SESSION = ("endpointing", "interruption", "activation", "timeouts", "vad")
 PROVIDER_STAGES = ("stt", "llm", "tts")
 LIVE_OTHER = ("agent", "privacy", "fallback", "providers")
 ALWAYS_LIVE = {"audio.volume"}
+AT_NEXT_START = {"activation.pipeline"}
+"""Keys of a live section that still wait for the next start (the satellite listener opens at start)."""
 
 
 def changed_sections(old: AppConfig, new: AppConfig) -> dict[str, list[str]]:
@@ -40,7 +42,8 @@ async def apply_config(old: AppConfig, new: AppConfig, control: ControlSurface |
         if (section == "audio" and set(dotted) <= ALWAYS_LIVE) or (
             control is not None and (section in LIVE_SESSION or section in PROVIDER_STAGES or section in LIVE_OTHER)
         ):
-            live += dotted
+            live += [key for key in dotted if key not in AT_NEXT_START]
+            later += [key for key in dotted if key in AT_NEXT_START]
         else:
             later += dotted
     if control is None:

@@ -23,6 +23,7 @@ PROTECTED = (
     "livekit.token",
     "livekit.api_key",
     "livekit.api_secret",
+    "activation.pipeline",  # not "local": opens the satellite listener, unauthenticated like `wyoming`
     "wyoming",  # a listener with no authentication, on every interface by default: the device's own choice
 )
 """Hosts, credentials and paths (prefixes of dotted keys): `providers` covers every base_url and api_key."""

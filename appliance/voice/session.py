@@ -38,6 +38,7 @@ from appliance.voice.agent_voice import AgentVoice
 from appliance.voice.announcements import Announcements
 from appliance.voice.barge_in import BargeInJudge, Verdict
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
+from appliance.voice.remote import RemotePipeline, joined
 from appliance.voice.reply import Reply, ReplyTimeout, fixed_text
 from appliance.voice.state import SessionOptions, SessionState
 from appliance.voice.turn_record import TurnRecord
@@ -102,6 +103,7 @@ class VoiceSession:
         self._in_background(self.runtime.start())
         self.announcements = Announcements(self.say)
         """`say` commands, spoken in turn; bounded, dropped by a stop."""
+        self.remote: RemotePipeline | None = None  # another pipeline asked first (the device as a satellite)
 
     # ----- input -------------------------------------------------------------------------
 
@@ -221,6 +223,9 @@ class VoiceSession:
                 self._abandon(active)  # no words, a stop phrase, or no wake phrase
                 return
             text = record.user_text = admission.text
+            play = partial(self._play, active, piece=0)
+            if self.remote is not None and await self.remote.answer(joined(active.frames), play, record):
+                return self._generated(active)
             speculation = active.speculation
             if speculation and speculation.reply and speculation.reply_text == text:
                 active.reply, speculation.reply = speculation.reply, None
@@ -265,8 +270,7 @@ class VoiceSession:
             with contextlib.suppress(asyncio.CancelledError):
                 transcript = await asyncio.shield(speculation.task)
                 return transcript.text.strip()
-        audio = np.concatenate(active.frames) if active.frames else np.zeros(0, dtype=np.int16)
-        return (await self._transcribe(audio)).text.strip()
+        return (await self._transcribe(joined(active.frames))).text.strip()
 
     @property
     def agent(self) -> Agent:

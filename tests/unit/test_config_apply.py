@@ -29,7 +29,7 @@ def test_endpointing_volume_activation_and_agent_change_live_and_mqtt_waits() ->
         overrides={
             "endpointing": {"min_silence_ms": 450},
             "audio": {"volume": 40},
-            "activation": {"mode": "wake"},
+            "activation": {"mode": "wake", "pipeline": "auto"},
             "agent": {"name": "chat"},
             "mqtt": {"port": 1884},
         },
@@ -48,8 +48,8 @@ def test_endpointing_volume_activation_and_agent_change_live_and_mqtt_waits() ->
     assert session.output.volume == 0.4
     assert session.activation.mode.value == "wake"
     assert session.agent.name == "chat"
-    assert "mqtt.port" in result["restart_required"]
-    assert {"endpointing.min_silence_ms", "audio.volume", "agent.name"} <= set(result["applied"])
+    assert {"mqtt.port", "activation.pipeline"} <= set(result["restart_required"])  # listeners open at start
+    assert {"activation.mode", "endpointing.min_silence_ms", "audio.volume", "agent.name"} <= set(result["applied"])
 
 
 def test_the_store_refuses_old_versions_and_saves_atomically(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ def test_hosts_credentials_paths_and_secret_references_are_refused_by_default() 
         "livekit": {"url": "wss://evil.example.com", "room": "hall"},
         "tts": {"provider": "local/piper-joe-medium"},
         "agent": {"instructions": "env:HOME"},
+        "activation": {"pipeline": "auto", "mode": "wake"},
     }
     assert forbidden_keys(patch, []) == [
         "mqtt.host",
@@ -23,6 +24,7 @@ def test_hosts_credentials_paths_and_secret_references_are_refused_by_default() 
         "state.dir",
         "livekit.url",
         "agent.instructions",  # a secret reference, wherever it is
+        "activation.pipeline",  # it opens the satellite listener; the mode next to it is the fleet's to set
     ]
 
 

@@ -1,0 +1,140 @@
+"""The satellite listener on loopback, driven by the `wyoming` library's client as Home Assistant: who answers
+a request when Home Assistant is missing, fails or goes away, and what is played."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+from wyoming.audio import AudioChunk as WyomingChunk
+from wyoming.audio import AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.satellite import PauseSatellite, RunSatellite
+
+from appliance.voice.turn_record import TurnRecord
+from appliance.wyoming.satellite import SatelliteServer
+
+REQUEST = np.full(4000, 1000, dtype=np.int16)  # 0.25 s: four chunks of 1024 samples at most
+
+HomeAssistant = Callable[[AsyncTcpClient], Awaitable[None]]
+
+
+async def until(kind: str, client: AsyncTcpClient) -> list[Event]:
+    seen: list[Event] = []
+    while (event := await client.read_event()) is not None:
+        seen.append(event)
+        if event.type == kind:
+            return seen
+    raise AssertionError(f"closed before {kind}")
+
+
+def run(home: HomeAssistant | None, *, fallback: bool, timeout_s: float = 2.0) -> tuple[bool, TurnRecord, list[int]]:
+    """One request through a satellite whose Home Assistant (if any) has sent run-satellite and then does
+    `home`; returns what `answer` said, the record, and the sizes of the chunks played."""
+
+    async def main() -> tuple[bool, TurnRecord, list[int]]:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=timeout_s, fallback=fallback)
+        await server.start()
+        record = TurnRecord(turn=1, agent="assistant", providers={})
+        played: list[int] = []
+        try:
+            if home is None:
+                answered = await server.answer(REQUEST, lambda chunk: played.append(len(chunk)), record)
+                return answered, record, played
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(RunSatellite().event())
+                await client.write_event(Describe().event())
+                await until("info", client)  # run-satellite was taken before it
+                assert server.connected
+                requested = asyncio.create_task(server.answer(REQUEST, lambda c: played.append(len(c)), record))
+                await home(client)
+                answered = await requested
+            return answered, record, played
+        finally:
+            await server.aclose()
+
+    return asyncio.run(main())
+
+
+def test_describe_says_it_is_a_satellite_with_the_wake_phrase() -> None:
+    async def main() -> Info:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+        await server.start()
+        try:
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(Describe().event())
+                return Info.from_event((await until("info", client))[-1])
+        finally:
+            await server.aclose()
+
+    info = asyncio.run(main())
+    assert info.satellite is not None and info.satellite.active_wake_words == ["hey_appliance"]
+    assert info.satellite.has_vad
+
+
+def test_home_assistants_spoken_answer_is_played_at_the_devices_rate() -> None:
+    async def home(client: AsyncTcpClient) -> None:
+        seen = await until("audio-stop", client)
+        assert [e.type for e in seen[:2]] == ["run-pipeline", "audio-start"]
+        sent = b"".join(WyomingChunk.from_event(e).audio for e in seen if e.type == "audio-chunk")
+        assert np.array_equal(np.frombuffer(sent, dtype="<i2"), REQUEST)
+        await client.write_event(AudioStart(rate=22050, width=2, channels=1).event())
+        await client.write_event(WyomingChunk(rate=22050, width=2, channels=1, audio=bytes(22050 * 2)).event())
+        await client.write_event(AudioStop().event())
+
+    answered, record, played = run(home, fallback=False)
+    assert answered and not record.error
+    assert abs(sum(played) - 16000) <= 32  # one second of answer, resampled to 16 kHz
+
+
+def test_without_home_assistant_auto_answers_locally_and_home_assistant_mode_fails_with_a_reason() -> None:
+    answered, record, _ = run(None, fallback=True)
+    assert not answered and not record.error
+    answered, record, played = run(None, fallback=False)
+    assert (
+        answered
+        and played == []
+        and record.error == "home assistant: Home Assistant is not connected to this satellite"
+    )
+
+
+def test_an_error_a_silence_or_a_lost_connection_hands_the_request_back_in_auto() -> None:
+    async def fails(client: AsyncTcpClient) -> None:
+        await until("audio-stop", client)
+        await client.write_event(Error(text="no stt engine", code="stt-provider-missing").event())
+
+    async def silent(client: AsyncTcpClient) -> None:
+        await until("audio-stop", client)
+        await asyncio.sleep(0.6)
+
+    async def leaves(client: AsyncTcpClient) -> None:
+        await until("audio-stop", client)
+        await client.disconnect()
+
+    assert run(fails, fallback=True)[0] is False
+    assert run(silent, fallback=True, timeout_s=0.3)[0] is False
+    assert run(leaves, fallback=True)[0] is False
+    answered, record, _ = run(fails, fallback=False)
+    assert answered and "no stt engine" in (record.error or "")
+
+
+def test_a_paused_satellite_is_not_asked() -> None:
+    async def main() -> bool:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+        await server.start()
+        try:
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(RunSatellite().event())
+                await client.write_event(PauseSatellite().event())
+                await client.write_event(Describe().event())
+                await until("info", client)
+                record = TurnRecord(turn=1, agent="assistant", providers={})
+                return await server.answer(REQUEST, lambda _chunk: None, record)
+        finally:
+            await server.aclose()
+
+    assert asyncio.run(main()) is False
