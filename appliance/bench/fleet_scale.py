@@ -262,9 +262,15 @@ async def _measure(
         record["down_s"] = round(restarted - stopped, 2)
         await asyncio.gather(*(s.wait_connected(connect_timeout) for s in simulators))
         record["all_online_s"] = round(time.monotonic() - restarted, 2)
-        await asyncio.sleep(1.0)  # the last ones' online status on its way
-        _seconds, out, _err, _status = await fleet(first.port, "--json", "ls")
-        record["online_listed_after"] = sum(1 for line in out.splitlines() if json.loads(line).get("state") == "online")
+        listed = 0
+        for _attempt in range(10):  # the last ones' online status may still be on its way (or crossing the bridge)
+            _seconds, out, _err, _status = await fleet(first.port, "--json", "ls")
+            listed = sum(1 for line in out.splitlines() if json.loads(line).get("state") == "online")
+            if listed == devices:
+                break
+            await asyncio.sleep(1.0)
+        record["online_listed_after"] = listed
+        record["listed_s"] = round(time.monotonic() - restarted, 2)
 
     result["phases"] = phases.results
     idle = phases.results["idle"]

@@ -18,7 +18,16 @@ import time
 import uuid
 from pathlib import Path
 
-BRIDGE_CONF = Path(__file__).resolve().parents[2] / "mosquitto" / "bridge.conf"
+SHIPPED = Path(__file__).resolve().parents[2] / "mosquitto"
+BRIDGE_CONF = SHIPPED / "bridge.conf"
+
+
+def shipped_limits(config: Path = SHIPPED / "appliance.conf") -> str:
+    """The queue limits of the shipped broker config (not its accounts or listeners), so the bench measures
+    the broker as a fleet runs it."""
+    if not config.exists():
+        return ""
+    return "".join(f"{line}\n" for line in config.read_text().splitlines() if line.startswith("max_"))
 
 
 class MosquittoError(RuntimeError):
@@ -69,7 +78,9 @@ class LocalMosquitto:
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.root}/\n"
-            f"log_dest file {self.root / 'mosquitto.log'}\nlog_type error\nlog_type warning\n" + self.extra
+            f"log_dest file {self.root / 'mosquitto.log'}\nlog_type error\nlog_type warning\n"
+            + shipped_limits()
+            + self.extra
         )
         self.process = subprocess.Popen(
             ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
