@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+import numpy as np
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk as WyomingChunk
 from wyoming.audio import AudioStart, AudioStop
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 CHUNK_SAMPLES = 1024
 """Samples per audio-chunk sent (64 ms at 16 kHz), as satellites stream their microphone."""
+LEADING_SILENCE_S = 0.3
+"""Silence sent before the utterance (see `_send_request`)."""
 
 
 class PipelineFailed(Exception):
@@ -198,7 +201,10 @@ class SatelliteServer:
         name = wake_model_name(self.wake_phrase)
         await home.write(RunPipeline(PipelineStage.ASR, PipelineStage.TTS, wake_word_name=name).event())
         await home.write(AudioStart(rate=ENGINE_RATE, width=2, channels=1).event())
-        pcm = audio.astype("<i2")
+        # The utterance starts at the first voiced frame; Whisper-like recognizers drop the first word of audio
+        # that starts mid-speech (the satellite test lost "what is the"), so it is sent after a short silence.
+        lead = np.zeros(int(LEADING_SILENCE_S * ENGINE_RATE), dtype="<i2")
+        pcm = np.concatenate([lead, audio.astype("<i2")])
         for at in range(0, len(pcm), CHUNK_SAMPLES):
             block = pcm[at : at + CHUNK_SAMPLES].tobytes()
             await home.write(WyomingChunk(rate=ENGINE_RATE, width=2, channels=1, audio=block).event())
