@@ -6,7 +6,6 @@ see: `fleet ls` and the retained rollout document."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.version import Version
@@ -27,6 +25,7 @@ from appliance.release.keys import generate_key_pair, load_private_key
 from appliance.release.verify import file_sha256
 from tests.integration.broker import Broker, mosquitto
 from tests.integration.firmware.wheel import build_wheel
+from tests.integration.test_fleet_rollout import report_errors_from_the_canary
 from tests.integration.test_fleet_scale import Running
 
 DEVICES = 10
@@ -158,22 +157,7 @@ def halt_on_an_error_event_from_the_canary(broker: Broker, tmp_path: Path, name:
     running = Running(broker, tmp_path, "operator", "--timeout", "5", "rollout", "start", "all", *args, "--name", name,
                       "--canary", "10%", "--settle", "3", "--deadline", "60", env={})  # fmt: skip
 
-    async def report_errors_from_the_canary() -> None:
-        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
-            await client.subscribe(f"appliance/rollout/{name}", qos=1)
-            canary: list[str] = []
-            async with asyncio.timeout(60):
-                async for message in client.messages:
-                    document = json.loads(bytes(message.payload))
-                    canary = [d for d, r in document["devices"].items() if r["result"] == "applying"]
-                    if canary:
-                        break
-            while running.proc.poll() is None:  # until the operator's rollout ends
-                error = {"type": "error", "message": "tts: voice file missing", "ts": 0}
-                await client.publish(f"appliance/{canary[0]}/events", json.dumps(error), qos=1)
-                await asyncio.sleep(0.2)
-
-    asyncio.run(report_errors_from_the_canary())
+    report_errors_from_the_canary(broker, name, running)
     assert running.proc.wait(60) == 1, running.err.read_text()
     document = rollout_document(broker, name)
     assert document["state"] == "halted", document

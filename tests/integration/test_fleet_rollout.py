@@ -48,6 +48,32 @@ def reported_volumes(broker: Broker) -> dict[str, Any]:
     return {row["device"]: row["config"].get("audio", {}).get("volume") for row in rows}
 
 
+def report_errors_from_the_canary(broker: Broker, name: str, running: Running, timeout: float = 60) -> str:
+    """Once rollout `name` starts its canary, publish error events from its first device until the operator's
+    rollout process ends (a device whose new config breaks a provider); returns that device."""
+    import asyncio
+
+    import aiomqtt
+
+    async def report() -> str:
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            await client.subscribe(f"appliance/rollout/{name}", qos=1)
+            canary: list[str] = []
+            async with asyncio.timeout(timeout):
+                async for message in client.messages:
+                    document = json.loads(bytes(message.payload))
+                    canary = [d for d, r in document["devices"].items() if r["result"] == "applying"]
+                    if canary:
+                        break
+            while running.proc.poll() is None:
+                error = {"type": "error", "message": "tts: voice file missing", "ts": 0}
+                await client.publish(f"appliance/{canary[0]}/events", json.dumps(error), qos=1)
+                await asyncio.sleep(0.2)
+            return canary[0]
+
+    return asyncio.run(report())
+
+
 FAST = ("--pause", "0.2", "--settle", "0.5")
 
 
@@ -86,30 +112,10 @@ def test_an_error_event_from_a_canary_device_halts_the_rollout(
 ) -> None:
     """The change applies, but a canary device reports an error while the batch settles (injected here, as a
     device whose new config breaks a provider would): the canary fails on it and is rolled back."""
-    import asyncio
-
-    import aiomqtt
-
     running = Running(broker, tmp_path, "operator", "--timeout", "5", "rollout", "start", "all", "audio.volume=15",
                       "--name", "broken", "--canary", "10%", "--settle", "3", "--json", env={})  # fmt: skip
 
-    async def report_errors_from_the_canary() -> str:
-        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
-            await client.subscribe("appliance/rollout/broken", qos=1)
-            canary: list[str] = []
-            async with asyncio.timeout(30):
-                async for message in client.messages:
-                    document = json.loads(bytes(message.payload))
-                    canary = [d for d, r in document["devices"].items() if r["result"] == "applying"]
-                    if canary:
-                        break
-            while running.proc.poll() is None:  # until the operator's rollout ends
-                error = {"type": "error", "message": "tts: voice file missing", "ts": 0}
-                await client.publish(f"appliance/{canary[0]}/events", json.dumps(error), qos=1)
-                await asyncio.sleep(0.2)
-            return canary[0]
-
-    broken = asyncio.run(report_errors_from_the_canary())
+    broken = report_errors_from_the_canary(broker, "broken", running, timeout=30)
     assert running.proc.wait(30) != 0, running.err.read_text()
     document = json.loads(rollout(broker, "status", "broken", "--json").stdout)
     assert document["state"] == "halted", document
