@@ -56,9 +56,15 @@ class Running:
         return self.out.read_text()
 
     def kill(self) -> None:
+        """At the end of a test, passed or not: SIGTERM first, so a simulator removes its temporary state
+        folder (SIGKILL left one in /tmp per run), then SIGKILL if it does not go."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
 
 @pytest.fixture
