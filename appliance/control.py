@@ -21,6 +21,7 @@ from appliance.providers.base import ProviderEvent
 from appliance.voice.activation import ActivationMode
 from appliance.voice.activation_modes import ModeOverride
 from appliance.voice.announcements import SayQueueFull as SayQueueFull  # the fleet answers it `busy`
+from appliance.voice.remote import RecordedSpeech
 from appliance.voice.session import VoiceSession
 from appliance.voice.state import SessionState
 from appliance.voice.turn_record import TurnRecord
@@ -156,6 +157,11 @@ class Control:
         """Speak `text` once nothing else is going on (queued; returns at once, with how many wait
         before it). Raises SayQueueFull while `SAY_QUEUE_LIMIT` announcements already wait."""
         return self.conversation().announcements.add(text)
+
+    def announce(self, speech: RecordedSpeech) -> int:
+        """Play speech made elsewhere (Home Assistant's announce on its satellite) as an announcement: queued
+        with the `say`s, silenced by `stop`. Raises SayQueueFull as `say` does."""
+        return self.conversation().announcements.add(speech)
 
     def stop(self) -> bool:
         """Silence the agent now, and drop the announcements still waiting; True if it was saying

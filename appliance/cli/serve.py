@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from appliance.app import START_ERRORS, Appliance
+from appliance.audio.frames import AudioChunk
 from appliance.calls.events import CallEvent
 from appliance.calls.manager import CallManager
 from appliance.config import AppConfig
@@ -22,13 +23,18 @@ from appliance.fleet.events import error_event
 from appliance.system.lifecycle import Lifecycle
 from appliance.transports.device import DeviceOptions, DeviceTransport
 from appliance.transports.livekit_auth import RoomConfigError, RoomCredentials
+from appliance.voice.remote import RecordedSpeech, wake_phrase_cutter
 from appliance.voice.turn_record import TurnRecord
 from appliance.wyoming.satellite import SatelliteServer
 from appliance.wyoming.server import WyomingServer
 
+log = logging.getLogger(__name__)
+
 OUTPUT_RATE = 16_000
 CLOSE_S = 5.0
 """How long the session may take to cancel a reply in progress when the process stops."""
+ANNOUNCEMENT_START_TIMEOUT_S = 120.0
+"""An announcement waits behind the turn in progress and the `say`s before it at most this long."""
 
 
 async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: ConfigStore | None) -> int:
@@ -85,8 +91,9 @@ async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: C
             life.report("wyoming", f"port {server.port}")
             jobs.append(server.run(life.stop))
     if config.activation.pipeline != "local":
-        satellite = await start_satellite(config)
+        satellite = await start_satellite(config, control)
         if satellite is not None:
+            satellite.cut = wake_phrase_cutter(lambda: session.providers.stt, config.activation.wake_phrase)
             session.remote = satellite
             session.on_turn.connect(satellite.turn_finished)
             life.report("satellite", f"port {satellite.port}")
@@ -154,10 +161,20 @@ async def start_wyoming(appliance: Appliance, control: Control) -> WyomingServer
     return server
 
 
-async def start_satellite(config: AppConfig) -> SatelliteServer | None:
-    """The listener Home Assistant connects to, to run the device as its satellite; a port that cannot be
-    had is said once, and the device answers its requests itself."""
+async def start_satellite(config: AppConfig, control: Control) -> SatelliteServer | None:
+    """The listener Home Assistant connects to, to run the device as its satellite (and to make announcements
+    on its speaker); a port that cannot be had is said once, and the device answers its requests itself."""
     wyoming = config.wyoming
+
+    async def announce_on_device(audio: AudioChunk) -> bool:
+        speech = RecordedSpeech(audio, "Home Assistant's announcement")
+        try:
+            control.announce(speech)
+        except (NotAvailable, SayQueueFull) as exc:
+            log.warning("satellite: announcement not played: %s", exc)
+            return False
+        return await speech.played(timeout=ANNOUNCEMENT_START_TIMEOUT_S)
+
     satellite = SatelliteServer(
         wyoming.host,
         wyoming.satellite_port,
@@ -165,7 +182,10 @@ async def start_satellite(config: AppConfig) -> SatelliteServer | None:
         timeout_s=wyoming.satellite_timeout_s,
         fallback=config.activation.pipeline == "auto",
         name=wyoming.name or config.mqtt.device_id,
+        announce=wyoming.zeroconf,
     )
+    satellite.on_status = lambda status: _say(f"satellite: {status}")
+    satellite.on_announcement = announce_on_device
     try:
         await satellite.start()
     except OSError as exc:

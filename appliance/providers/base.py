@@ -165,12 +165,26 @@ class VAD(Provider, ABC):
         return twin
 
 
+@dataclass(frozen=True)
+class TimedWord:
+    """A word of a transcript and where it was said (seconds from the start of the audio)."""
+
+    text: str
+    start: float
+    end: float
+
+
 class STT(Provider, ABC):
     """Batch speech-to-text over one 16 kHz utterance."""
 
     @abstractmethod
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         """`prompt`: words likely to be said (a wake phrase), to bias recognition toward them."""
+
+    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
+        """The words with their times (to cut the wake phrase off a request sent elsewhere); None: this engine
+        does not give word times."""
+        return None
 
 
 Router = Callable[["LLM"], AsyncIterator["str | ToolCall"]]

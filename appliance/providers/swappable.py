@@ -23,6 +23,7 @@ from appliance.providers.base import (
     Provider,
     ProviderEvent,
     Router,
+    TimedWord,
     ToolCall,
     ToolChoiceMode,
     ToolSpec,
@@ -136,6 +137,13 @@ class SwappableSTT(_Swappable[STT], STT):
         engine = self._engines.acquire()
         try:
             return await engine.transcribe(audio, language, prompt)
+        finally:
+            self._engines.release(engine)
+
+    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
+        engine = self._engines.acquire()
+        try:
+            return await engine.timed_words(audio, language)
         finally:
             self._engines.release(engine)
 

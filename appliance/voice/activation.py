@@ -10,6 +10,7 @@ is never sent to the LLM: said over the agent it interrupts it, in every mode.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.config import ActivationConfig
 from appliance.config import ActivationMode as ActivationMode  # where the voice layer has always named it
+from appliance.providers.base import TimedWord
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,20 @@ class ActivationGate:
                 matched += 1
             consumed += 1
         return " ".join(said[consumed:]).lstrip(" ,.!?;:-")
+
+
+def request_start(wake_phrase: str, words: Sequence[TimedWord]) -> float | None:
+    """Where the request after the wake phrase begins (seconds into the audio): halfway between the phrase's
+    last word and the next one; None if the words do not start with the wake phrase (matched as the
+    transcript is, word by word within a small edit distance)."""
+    phrase = words_of(wake_phrase)
+    spoken = [word for word in words if words_of(word.text)]
+    if not phrase or len(spoken) < len(phrase):
+        return None
+    if any(not _close(" ".join(words_of(w.text)), p) for w, p in zip(spoken, phrase, strict=False)):
+        return None
+    last = spoken[len(phrase) - 1]
+    return last.end if len(spoken) == len(phrase) else (last.end + spoken[len(phrase)].start) / 2
 
 
 def _close(heard: str, wanted: str) -> bool:

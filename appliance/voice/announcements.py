@@ -17,7 +17,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from appliance.voice.remote import RecordedSpeech
+
 log = logging.getLogger(__name__)
+
+Announcement = str | RecordedSpeech
+"""A line for the device's voice, or speech another pipeline made (Home Assistant's announce)."""
 
 SAY_QUEUE_LIMIT = 10
 """Announcements that may wait behind the one being spoken; a device that is told more is refused."""
@@ -28,10 +33,10 @@ class SayQueueFull(RuntimeError):
 
 
 class Announcements:
-    def __init__(self, speak: Callable[[str], Awaitable[None]], limit: int = SAY_QUEUE_LIMIT) -> None:
+    def __init__(self, speak: Callable[[Announcement], Awaitable[None]], limit: int = SAY_QUEUE_LIMIT) -> None:
         self._speak = speak
         self.limit = limit
-        self._waiting: deque[str] = deque()
+        self._waiting: deque[Announcement] = deque()
         self._speaker: asyncio.Task[None] | None = None
 
     @property
@@ -39,7 +44,7 @@ class Announcements:
         """Announcements not yet begun (the one being spoken is not counted)."""
         return len(self._waiting)
 
-    def add(self, text: str) -> int:
+    def add(self, text: Announcement) -> int:
         """Queue `text`; returns how many wait before it. Raises SayQueueFull beyond `limit`."""
         if len(self._waiting) >= self.limit:
             raise SayQueueFull(
@@ -76,4 +81,4 @@ class Announcements:
             try:
                 await self._speak(text)
             except Exception as exc:  # one announcement that fails does not silence the rest
-                log.warning("could not say %r: %s", text[:80], exc)
+                log.warning("could not say %r: %s", str(text)[:80], exc)

@@ -38,7 +38,7 @@ from appliance.voice.agent_voice import AgentVoice
 from appliance.voice.announcements import Announcements
 from appliance.voice.barge_in import BargeInJudge, Verdict
 from appliance.voice.endpointing import Endpointer, TurnEndReason, looks_unfinished
-from appliance.voice.remote import RemotePipeline, joined
+from appliance.voice.remote import RecordedSpeech, RemotePipeline, joined
 from appliance.voice.reply import Reply, ReplyTimeout, fixed_text
 from appliance.voice.state import SessionOptions, SessionState
 from appliance.voice.turn_record import TurnRecord
@@ -408,17 +408,16 @@ class VoiceSession:
 
     # ----- announcements ------------------------------------------------------------------------
 
-    async def say(self, text: str) -> None:
-        """Speak on the agent's own initiative (a timer rings), once nothing else is going on.
-
-        It behaves like a reply: it can be interrupted, and a stop phrase silences it.
+    async def say(self, text: str | RecordedSpeech) -> None:
+        """Speak on the agent's own initiative (a timer rings), or play speech made elsewhere, once nothing
+        else is going on. It behaves like a reply: it can be interrupted, and a stop phrase silences it.
         """
         await self._until(lambda: self.idle)
         self._utterances += 1
         record = TurnRecord(turn=0, agent=self.agent.name, providers=self.providers.descriptors())
         active = ActiveTurn(record, [], self._now, self._utterances, None, announcement=True)
-
-        reply = Reply(fixed_text(text), self.providers.tts, partial(self._play, active), self.options.timeouts)
+        voice = text if isinstance(text, RecordedSpeech) else self.providers.tts
+        reply = Reply(fixed_text(str(text)), voice, partial(self._play, active), self.options.timeouts)
         active.reply = reply
         self._active = active
         self._set_state(SessionState.THINKING)

@@ -7,8 +7,11 @@ after its own wake phrase (its own activation, with echo cancellation) goes to H
 answer Home Assistant sends back (`audio-start`/`audio-chunk`/`audio-stop`) is played through the device's
 own speaker; `played` follows once it has played out.
 
-The session hands over an utterance its endpointer has ended (the wake phrase included), not a live
-stream: the device's own endpointing decides when the user is done, as it does for its local pipeline.
+The session hands over an utterance its endpointer has ended, not a live stream: the device's own
+endpointing decides when the user is done, as it does for its local pipeline. The wake phrase the utterance
+starts with is cut off first (`cut`), as a satellite that wakes on its own streams only what follows it.
+Audio Home Assistant sends outside a pipeline is an announcement (`assist_satellite.announce`), played
+like the device's own.
 With a fallback (`activation.pipeline = "auto"`), a request Home Assistant is not there for, fails, or
 does not start answering within the deadline is answered by the device itself.
 """
@@ -18,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import numpy as np
 from wyoming.asr import Transcript
@@ -36,6 +40,7 @@ from wyoming.tts import Synthesize
 from appliance import __version__
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.voice.turn_record import TurnRecord
+from appliance.wyoming.announce import Announcement
 from appliance.wyoming.audio_in import AudioFormatError, AudioIn, PcmFormat
 from appliance.wyoming.describe import ATTRIBUTION, wake_model_name
 from appliance.wyoming.wire import MAX_LINE, BadEvent, BrokenStream, read_event
@@ -46,6 +51,8 @@ CHUNK_SAMPLES = 1024
 """Samples per audio-chunk sent (64 ms at 16 kHz), as satellites stream their microphone."""
 LEADING_SILENCE_S = 0.3
 """Silence sent before the utterance (see `_send_request`)."""
+MAX_ANNOUNCEMENT_S = 300.0
+"""The longest announcement kept (16 kHz: 9.6 MB); longer audio is refused with an error event."""
 
 
 class PipelineFailed(Exception):
@@ -62,6 +69,9 @@ class _HomeAssistant:
         """`run-satellite` received (and no `pause-satellite` since): requests may go to it."""
         self.pipeline: asyncio.Queue[Event | None] | None = None
         self.owes_played = False
+        self.announcing: AudioIn | None = None
+        """Audio sent outside a pipeline (Home Assistant's announce) is coming in."""
+        self.announced: list[Int16Array] = []
 
     async def write(self, event: Event) -> None:
         await async_write_event(event, self.writer)
@@ -69,7 +79,15 @@ class _HomeAssistant:
 
 class SatelliteServer:
     def __init__(
-        self, host: str, port: int, wake_phrase: str, *, timeout_s: float, fallback: bool, name: str = "appliance"
+        self,
+        host: str,
+        port: int,
+        wake_phrase: str,
+        *,
+        timeout_s: float,
+        fallback: bool,
+        name: str = "appliance",
+        announce: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -78,6 +96,18 @@ class SatelliteServer:
         self.fallback = fallback
         """True: a request Home Assistant does not answer is the device's own (False: it fails, said once)."""
         self.name = name
+        self.announce = announce
+        """Announce over mDNS (as `<name>-satellite`, beside the services' `<name>`) so Home Assistant offers
+        to add it."""
+        self._announcement = Announcement("satellite")
+        self.cut: Callable[[Int16Array], Awaitable[Int16Array]] | None = None
+        """What of an utterance to send (`voice.remote.wake_phrase_cutter`: without its wake phrase)."""
+        self.on_announcement: Callable[[AudioChunk], Awaitable[bool]] | None = None
+        """Plays an announcement on the device (16 kHz); True once it has played out, False if it could not
+        be (then no `played` is sent, and Home Assistant goes on after its own wait)."""
+        self.on_status: Callable[[str], None] | None = None
+        """Told when Home Assistant starts, pauses or stops running this satellite (the CLI prints it, as it
+        prints the MQTT link's status)."""
         self._server: asyncio.Server | None = None
         self._home: _HomeAssistant | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -88,12 +118,15 @@ class SatelliteServer:
         """Listening (OSError if the address cannot be had); `port` is the real one when 0 was asked for."""
         self._server = await asyncio.start_server(self._accepted, self.host, self.port, limit=MAX_LINE)
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.announce:
+            await self._announcement.announce(f"{self.name}-satellite", self.host, self.port)
 
     async def run(self, stop: asyncio.Event) -> None:
         await stop.wait()
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self._announcement.withdraw()
         if self._server is not None:
             self._server.close()
         for task in list(self._clients):
@@ -129,7 +162,7 @@ class SatelliteServer:
                 home.pipeline.put_nowait(None)
             if self._home is home:
                 self._home = None
-                log.info("satellite: Home Assistant disconnected")
+                self._status("Home Assistant disconnected")
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -144,13 +177,56 @@ class SatelliteServer:
             home.running = True
             if previous is not None and previous is not home:
                 previous.running = False
-            log.info("satellite: Home Assistant runs this satellite")
+            self._status("Home Assistant runs this satellite")
         elif PauseSatellite.is_type(event.type):
             home.running = False
+            self._status("Home Assistant paused this satellite")
         elif home.pipeline is not None:
             home.pipeline.put_nowait(event)
+        elif AudioStart.is_type(event.type) or WyomingChunk.is_type(event.type) or AudioStop.is_type(event.type):
+            try:
+                self._announcement_part(home, event)
+            except AudioFormatError as exc:
+                home.announcing, home.announced = None, []
+                await home.write(Error(text=f"announcement: {exc}", code="bad_audio").event())
         else:
             log.debug("satellite: dropped %r outside a pipeline", event.type)
+
+    def _announcement_part(self, home: _HomeAssistant, event: Event) -> None:
+        """Audio outside a pipeline is an announcement (`assist_satellite.announce`): gathered until
+        `audio-stop`, then played on the device like its own announcements, and `played` once it has."""
+        if AudioStart.is_type(event.type):
+            home.announcing, home.announced = AudioIn(PcmFormat.of(event.data)), []
+        elif WyomingChunk.is_type(event.type):
+            pcm = PcmFormat.of(event.data)
+            home.announcing = home.announcing or AudioIn(pcm)
+            home.announced.append(home.announcing.convert(pcm, event.payload or b""))
+            if sum(len(part) for part in home.announced) > MAX_ANNOUNCEMENT_S * ENGINE_RATE:
+                raise AudioFormatError(f"longer than {MAX_ANNOUNCEMENT_S:g} s")
+        elif home.announcing is not None:
+            home.announced.append(home.announcing.flush())
+            audio = AudioChunk(np.concatenate(home.announced), ENGINE_RATE)
+            home.announcing, home.announced = None, []
+            if len(audio.samples):
+                self._spawn(self._announce(home, audio), "satellite-announce")
+
+    async def _announce(self, home: _HomeAssistant, audio: AudioChunk) -> None:
+        played = self.on_announcement is not None and await self.on_announcement(audio)
+        log.info(
+            "satellite: Home Assistant's announcement (%.1f s) %s", audio.duration, "played" if played else "not played"
+        )
+        if played:
+            await self._send_played(home)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._clients.add(task)
+        task.add_done_callback(self._clients.discard)
+
+    def _status(self, text: str) -> None:
+        log.info("satellite: %s", text)
+        if self.on_status is not None:
+            self.on_status(text)
 
     def info(self) -> Info:
         return Info(
@@ -180,7 +256,7 @@ class SatelliteServer:
             return self._failed(record, "Home Assistant is not connected to this satellite", heard=False)
         home.pipeline = asyncio.Queue()
         try:
-            await self._send_request(home, audio)
+            await self._send_request(home, audio if self.cut is None else await self.cut(audio))
             heard = await self._receive_answer(home, home.pipeline, play, record)
         except (PipelineFailed, ConnectionError, OSError) as exc:
             return self._failed(record, str(exc), heard=False)
@@ -256,9 +332,7 @@ class SatelliteServer:
         home = self._home
         if home is not None and home.owes_played:
             home.owes_played = False
-            task = asyncio.get_running_loop().create_task(self._send_played(home), name="satellite-played")
-            self._clients.add(task)
-            task.add_done_callback(self._clients.discard)
+            self._spawn(self._send_played(home), "satellite-played")
 
     async def _send_played(self, home: _HomeAssistant) -> None:
         with contextlib.suppress(ConnectionError, OSError):

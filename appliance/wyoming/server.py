@@ -1,31 +1,19 @@
 """The Wyoming server in the appliance's process: a TCP listener, one `Connection` per client, and an
-mDNS announcement so Home Assistant's Wyoming integration discovers the services by itself.
-
-The announcement is made with `zeroconf` directly, the way `wyoming.zeroconf` makes it (service type
-`_wyoming._tcp.local.`, the name Home Assistant shows), because that helper can register but not unregister:
-a device that stops must withdraw its services, or Home Assistant keeps offering a dead address.
+mDNS announcement (`announce.py`) so Home Assistant's Wyoming integration discovers the services by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import logging
-import socket
 from collections.abc import Callable
-from typing import Any
 
 from wyoming.event import Event, async_write_event
 
+from appliance.wyoming.announce import Announcement
 from appliance.wyoming.connection import Connection
 from appliance.wyoming.services import WyomingServices
 from appliance.wyoming.wire import MAX_LINE, BadEvent, BrokenStream, read_event
-
-log = logging.getLogger(__name__)
-
-SERVICE_TYPE = "_wyoming._tcp.local."
-MDNS_GROUP = "224.0.0.251"
 
 
 class WyomingServer:
@@ -38,25 +26,21 @@ class WyomingServer:
         self.on_connection: Callable[[Connection], None] | None = None
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
-        self._zeroconf: Any = None
+        self._announcement = Announcement("wyoming")
 
     async def start(self) -> None:
         """Listening (OSError if the address cannot be had); `port` is the real one when 0 was asked for."""
         self._server = await asyncio.start_server(self._accepted, self.host, self.port, limit=MAX_LINE)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.announce_as:
-            await self._announce(self.announce_as)
+            await self._announcement.announce(self.announce_as, self.host, self.port)
 
     async def run(self, stop: asyncio.Event) -> None:
         await stop.wait()
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._zeroconf is not None:
-            zeroconf, self._zeroconf = self._zeroconf, None
-            with contextlib.suppress(Exception):
-                await zeroconf.async_unregister_all_services()
-                await zeroconf.async_close()
+        await self._announcement.withdraw()
         if self._server is not None:
             self._server.close()
         for task in list(self._clients):
@@ -98,47 +82,3 @@ class WyomingServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-
-    async def _announce(self, name: str) -> None:
-        address = announced_address(self.host)
-        if address is None:
-            log.warning("wyoming: not announced over mDNS: %s is reachable from this box only", self.host)
-            return
-        try:
-            from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
-
-            zeroconf = AsyncZeroconf()
-            info = AsyncServiceInfo(
-                SERVICE_TYPE,
-                f"{name}.{SERVICE_TYPE}",
-                addresses=[socket.inet_aton(address)],
-                port=self.port,
-            )
-            await zeroconf.async_register_service(info)
-        except Exception as exc:  # no multicast here, or the name is taken: the services still answer
-            log.warning("wyoming: not announced over mDNS (%s)", exc)
-            return
-        self._zeroconf = zeroconf
-        log.info("wyoming: announced as %s on %s:%d", name, address, self.port)
-
-
-def announced_address(host: str) -> str | None:
-    """The IPv4 address to announce: the configured one, or for every interface the one this box reaches the
-    mDNS group from; None for loopback (nobody else can connect there)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a host name: resolving it here could block; configure an address to announce
-    if ip.is_loopback or ip.version != 4:
-        return None
-    if not ip.is_unspecified:
-        return host
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect((MDNS_GROUP, 1))  # no packet is sent: this only asks the routing table
-        found: str = probe.getsockname()[0]
-        return None if found.startswith("127.") else found
-    except OSError:
-        return None
-    finally:
-        probe.close()

@@ -52,9 +52,24 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_config(config: Path, http_port: int, broker_port: int) -> None:
+def wyoming_entry(port: int) -> dict[str, Any]:
+    """A config entry of Home Assistant's Wyoming integration for a service on this machine, as its
+    "Add integration" dialog makes one (Zeroconf discovery makes the same)."""
+    return {
+        "entry_id": f"appliancetestwyoming{port:012d}",
+        "domain": "wyoming",
+        "title": "appliance",
+        "data": {"host": "127.0.0.1", "port": port},
+        "options": {},
+        "source": "user",
+        "version": 1,
+        "minor_version": 1,
+    }
+
+
+def write_config(config: Path, http_port: int, broker_port: int, entries: tuple[dict[str, Any], ...] = ()) -> None:
     """A minimal configuration (no `default_config`: only what Home Assistant always sets up, and MQTT),
-    with the location given so nothing is looked up online, and a pre-seeded MQTT config entry."""
+    with the location given so nothing is looked up online, a pre-seeded MQTT config entry and `entries`."""
     (config / ".storage").mkdir(parents=True)
     (config / "configuration.yaml").write_text(
         "homeassistant:\n"
@@ -84,26 +99,28 @@ def write_config(config: Path, http_port: int, broker_port: int) -> None:
         "version": 1,
         "minor_version": 2,
     }
-    store = {"version": 1, "minor_version": 1, "key": "core.config_entries", "data": {"entries": [entry]}}
+    store = {"version": 1, "minor_version": 1, "key": "core.config_entries", "data": {"entries": [entry, *entries]}}
     (config / ".storage" / "core.config_entries").write_text(json.dumps(store))
 
 
 class HomeAssistant:
     """`hass -c <config> --skip-pip` (every requirement is installed with it: it starts offline)."""
 
-    def __init__(self, hass: Path, root: Path, broker_port: int) -> None:
+    def __init__(self, hass: Path, root: Path, broker_port: int, entries: tuple[dict[str, Any], ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = root / "home-assistant"
         self.log = root / "home-assistant.log"
         self.output = root / "home-assistant.out"
         self.token = ""
-        write_config(self.config, self.port, broker_port)
+        write_config(self.config, self.port, broker_port, entries)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [str(hass), "-c", str(self.config), "--skip-pip", "--log-file", str(self.log), "--log-no-color"],
             stdout=self.output.open("w"),
             stderr=subprocess.STDOUT,
+            # its virtualenv's bin first: the `ffmpeg` scripts/home-assistant put there converts TTS audio
+            env={**os.environ, "PATH": f"{hass.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         )
 
     def wait_until_answering(self, timeout: float = 180) -> float:
@@ -169,6 +186,51 @@ class HomeAssistant:
             return results
 
         return asyncio.run(run())
+
+    def run_pipeline(self, pipeline: str, audio: bytes, rate: int, timeout: float = 120) -> list[dict[str, Any]]:
+        """One Assist pipeline run from speech to speech, as the voice dialog in the browser runs it
+        (`assist_pipeline/run`, the audio as binary messages on the handler it names): its events."""
+        import aiohttp
+
+        start = {
+            "id": 1,
+            "type": "assist_pipeline/run",
+            "pipeline": pipeline,
+            "start_stage": "stt",
+            "end_stage": "tts",
+            "input": {"sample_rate": rate, "no_vad": True},  # the whole request, then the end of audio
+        }
+
+        async def run() -> list[dict[str, Any]]:
+            events: list[dict[str, Any]] = []
+            async with aiohttp.ClientSession() as session, session.ws_connect(self.url + "/api/websocket") as ws:
+                assert (await ws.receive_json())["type"] == "auth_required"
+                await ws.send_json({"type": "auth", "access_token": self.token})
+                assert (await ws.receive_json())["type"] == "auth_ok"
+                await ws.send_json(start)
+                async with asyncio.timeout(timeout):
+                    while True:
+                        message = await ws.receive_json()
+                        if message["type"] == "result":
+                            assert message["success"], message
+                            continue
+                        event = message["event"]
+                        events.append(event)
+                        if event["type"] == "run-start":
+                            handler = bytes([event["data"]["runner_data"]["stt_binary_handler_id"]])
+                            for at in range(0, len(audio), 4096):
+                                await ws.send_bytes(handler + audio[at : at + 4096])
+                            await ws.send_bytes(handler)  # the end of the audio
+                        if event["type"] in ("run-end", "error"):
+                            return events
+
+        return asyncio.run(run())
+
+    def fetch(self, path: str) -> bytes:
+        """A file Home Assistant serves, such as the spoken answer of a pipeline run."""
+        request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return bytes(response.read())
 
     def complaints(self, *about: str) -> list[str]:
         """Warnings and errors in the log from the MQTT integration or naming any of `about`."""

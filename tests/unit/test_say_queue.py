@@ -7,10 +7,13 @@ import asyncio
 import gc
 import weakref
 
+import numpy as np
 import pytest
 
+from appliance.audio.frames import AudioChunk
 from appliance.control import Control, SayQueueFull
 from appliance.voice.announcements import SAY_QUEUE_LIMIT
+from appliance.voice.remote import RecordedSpeech
 from appliance.voice.session import VoiceSession
 from tests.fakes import FakeTTS
 from tests.unit.test_call_manager import Box, credentials, session
@@ -95,3 +98,28 @@ async def test_a_closed_conversation_is_not_kept_alive_by_its_says(started: bool
     await asyncio.sleep(0.05)  # let cancelled tasks finish unwinding
     gc.collect()
     assert gone() is None
+
+
+async def test_speech_made_elsewhere_is_played_as_it_is_in_line_with_the_says_and_a_stop_drops_it() -> None:
+    box, control = await in_a_call()
+    tts = control.session.providers.tts
+    assert isinstance(tts, FakeTTS)
+    output = control.session.output
+    ramp = np.arange(8000, dtype=np.int16)  # 0.5 s at 16 kHz: every sample different, to find it again
+    speech = RecordedSpeech(AudioChunk(ramp, 16_000), "Home Assistant's announcement. Dinner.")
+    control.say("Your taxi is here.")
+    assert control.announce(speech) == 1  # behind the say
+    await saying(control.session)
+    assert not await speech.played(timeout=0.2)  # still waiting its turn
+    control.session.stop_speaking()  # the say ends; the announcement is next
+    assert await speech.played(timeout=5)
+    assert tts.texts == ["Your taxi is here."]  # the device's voice said only its own line
+    expected = round(len(ramp) * output.sample_rate / 16_000)
+    assert abs(output.queued_samples - expected) <= output.sample_rate // 100  # once, though its label is two sentences
+
+    dropped = RecordedSpeech(AudioChunk(ramp, 16_000), "Another one")
+    control.say("Your taxi is here.")
+    control.announce(dropped)
+    assert control.stop() is True
+    assert not await dropped.played(timeout=0.3)  # a stop drops it before it starts: never played
+    await box.calls.aclose()

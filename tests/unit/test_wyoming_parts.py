@@ -12,9 +12,9 @@ from wyoming.event import Event
 
 from appliance.audio.frames import ENGINE_RATE
 from appliance.config import ConfigError, load_config
+from appliance.wyoming.announce import announced_address
 from appliance.wyoming.audio_in import AudioFormatError, AudioIn, PcmFormat
 from appliance.wyoming.describe import ServiceNames, describe, stt_languages, wake_model_name
-from appliance.wyoming.server import announced_address
 from appliance.wyoming.wire import MAX_PAYLOAD, BadEvent, BrokenStream, read_event
 
 

@@ -15,6 +15,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.satellite import PauseSatellite, RunSatellite
 
+from appliance.audio.frames import AudioChunk
 from appliance.voice.turn_record import TurnRecord
 from appliance.wyoming.satellite import LEADING_SILENCE_S, SatelliteServer
 
@@ -140,3 +141,74 @@ def test_a_paused_satellite_is_not_asked() -> None:
             await server.aclose()
 
     assert asyncio.run(main()) is False
+
+
+def test_audio_outside_a_pipeline_is_an_announcement_played_on_the_device_then_played_is_sent() -> None:
+    announced: list[AudioChunk] = []
+
+    async def main() -> tuple[list[Event], list[Event]]:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+
+        async def play(audio: AudioChunk) -> bool:
+            announced.append(audio)
+            return True
+
+        server.on_announcement = play
+        await server.start()
+        try:
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(RunSatellite().event())
+                # As Home Assistant's announce sends it: 22,050 Hz, 0.5 s, then audio-stop, and it waits for played.
+                tone = (np.sin(np.arange(11025) / 5) * 8000).astype("<i2")
+                await client.write_event(AudioStart(rate=22050, width=2, channels=1).event())
+                for at in range(0, len(tone), 1024):
+                    chunk = WyomingChunk(rate=22050, width=2, channels=1, audio=tone[at : at + 1024].tobytes())
+                    await client.write_event(chunk.event())
+                await client.write_event(AudioStop().event())
+                async with asyncio.timeout(5):
+                    good = await until("played", client)
+                # A bad format is refused with an error, and nothing is played.
+                await client.write_event(AudioStart(rate=16000, width=3, channels=1).event())
+                async with asyncio.timeout(5):
+                    bad = await until("error", client)
+            return good, bad
+        finally:
+            await server.aclose()
+
+    good, bad = asyncio.run(main())
+    assert [e.type for e in good] == ["played"]
+    assert len(announced) == 1 and announced[0].sample_rate == 16000
+    assert abs(announced[0].duration - 0.5) < 0.02  # all of it, at the device's rate
+    assert "announcement" in (Error.from_event(bad[-1]).text or "")
+
+
+def test_an_announcement_the_device_could_not_play_gets_no_played() -> None:
+    async def main() -> list[str]:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+
+        async def busy(_audio: AudioChunk) -> bool:
+            return False
+
+        server.on_announcement = busy
+        await server.start()
+        try:
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+                block = np.full(1600, 500, dtype="<i2").tobytes()
+                await client.write_event(WyomingChunk(rate=16000, width=2, channels=1, audio=block).event())
+                await client.write_event(AudioStop().event())
+                await client.write_event(Describe().event())
+                async with asyncio.timeout(5):
+                    seen = [e.type for e in await until("info", client)]
+                try:
+                    async with asyncio.timeout(0.5):  # a `played` sent late would come now
+                        later = await client.read_event()
+                        seen.append(later.type if later else "closed")
+                except TimeoutError:
+                    pass
+                return seen
+        finally:
+            await server.aclose()
+
+    seen = asyncio.run(main())
+    assert "played" not in seen, seen

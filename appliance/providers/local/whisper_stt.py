@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.audio.frames import ENGINE_RATE, Int16Array, to_float32
-from appliance.providers.base import STT, Transcript
+from appliance.providers.base import STT, TimedWord, Transcript
 from appliance.providers.local.whisper_window import ShortWindowDecoder, WindowOptions
 from appliance.providers.workers import EngineWorker
 
@@ -96,6 +96,28 @@ class WhisperSTT(STT):
 
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         return await self._worker.run(lambda: self.transcribe_sync(audio, language, prompt))
+
+    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
+        return await self._worker.run(lambda: self.timed_words_sync(audio, language))
+
+    def timed_words_sync(self, audio: Int16Array, language: str | None = None) -> list[TimedWord]:
+        """faster-whisper's own path with its word alignment (cross-attention over the decoded tokens): costs a
+        30 s window, so it is asked only when words must be found in the audio, not for every transcript."""
+        segments, _info = self._model.transcribe(
+            to_float32(audio),
+            language=self._language_for(language),
+            beam_size=1,
+            best_of=1,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+            vad_filter=False,
+        )
+        return [
+            TimedWord(word.word.strip(), float(word.start), float(word.end))
+            for segment in segments
+            for word in segment.words or []
+        ]
 
     async def warm_up(self) -> None:
         # Both paths: the first fallback to 30 s must not pay for a cold encoder either.
