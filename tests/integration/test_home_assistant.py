@@ -23,7 +23,7 @@ import pytest
 from appliance.fleet.discovery import discovery_topic
 from appliance.system.lifecycle import EXIT_RESTART
 from tests.integration.broker import Broker, collect, mosquitto
-from tests.integration.home_assistant import HomeAssistant, HomeAssistantMissing, find_hass
+from tests.integration.home_assistant import HomeAssistant, hass_or_skip
 from tests.integration.pulse_rig import PulseRig, pulse_rig
 from tests.integration.test_fleet import HeadlessDevice
 
@@ -105,12 +105,7 @@ def until(check: Callable[[], bool], what: Callable[[], str], timeout: float = 3
 
 @pytest.fixture(scope="module")
 def hass_executable() -> Path:
-    try:
-        return find_hass()
-    except HomeAssistantMissing as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(missing))  # CI installs it (scripts/setup --test): missing there is a failure
-        pytest.skip(str(missing))
+    return hass_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 import time
 import wave
@@ -30,23 +29,19 @@ from appliance.providers.local.piper_tts import PiperTTS
 from tests.fakes import silence
 from tests.integration.app_process import Appliance
 from tests.integration.broker import mosquitto
-from tests.integration.home_assistant import HomeAssistant, HomeAssistantMissing, find_hass, wyoming_entry
+from tests.integration.home_assistant import HomeAssistant, hass_or_skip, wyoming_entry
 from tests.integration.pulse_rig import PulseRig, pulse_rig
-from tests.integration.speech_check import overlap, transcribe, words
+from tests.integration.speech_check import audible, overlap, transcribe, words
 
 REQUEST = "set a timer for five minutes"
 ANSWER = "Your timer is set for five minutes."
 """What the device's timer tool says: the agent's own words, not a model's."""
+ANNOUNCEMENT = "Dinner is ready in the kitchen."
 
 
 @pytest.fixture(scope="module")
 def hass_executable() -> Path:
-    try:
-        return find_hass()
-    except HomeAssistantMissing as missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(missing))  # CI installs it (scripts/setup --test): missing there is a failure
-        pytest.skip(str(missing))
+    return hass_or_skip()
 
 
 def spoken(models_dir: Path, text: str) -> AudioChunk:
@@ -207,4 +202,21 @@ def test_home_assistant_runs_the_device_as_its_satellite_heard_by_its_microphone
     heard = transcribe(models_dir, home.rig.speaker())
     assert overlap(ANSWER, heard) >= 0.6, heard  # and the answer came out of the device's speaker
     print(f"\nsatellite turn through Home Assistant: voice-to-voice {record['latency_ms'].get('voice_to_voice')} ms")
+    assert not home.hass.complaints("wyoming", "assist_satellite"), home.hass.complaints("wyoming", "assist_satellite")
+
+
+def test_an_announcement_from_home_assistant_is_played_on_the_device(
+    home: Home, pipeline: str, models_dir: Path
+) -> None:
+    satellite = home.entities(home.satellite)["assist_satellite"]
+    before = len(home.rig.speaker().samples)
+    # As an automation's "Announce" action runs it; it returns once the satellite says `played`.
+    home.hass.service("assist_satellite", "announce", entity_id=satellite, message=ANNOUNCEMENT, preannounce=False)
+    returned = len(home.rig.speaker().samples)
+    time.sleep(1.0)
+    heard = home.rig.speaker()
+    announced = AudioChunk(heard.samples[before:returned], heard.sample_rate)
+    assert overlap(ANNOUNCEMENT, transcribe(models_dir, announced)) >= 0.75, transcribe(models_dir, announced)
+    assert not audible(AudioChunk(heard.samples[returned:], heard.sample_rate), 0, 1.0)  # all played by then
+    assert "Did not receive played event" not in home.hass.log.read_text()  # the device said `played`
     assert not home.hass.complaints("wyoming", "assist_satellite"), home.hass.complaints("wyoming", "assist_satellite")

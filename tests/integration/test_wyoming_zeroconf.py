@@ -5,7 +5,8 @@ own resolver."""
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from collections.abc import Callable
+from typing import Protocol, cast
 
 import pytest
 
@@ -17,54 +18,45 @@ from appliance.wyoming.services import WyomingServices
 NAME = "appliance-zeroconf-test"
 
 
-def test_the_services_are_announced_over_mdns_and_withdrawn_on_close() -> None:
+class Listener(Protocol):
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def services() -> tuple[Listener, str]:
+    # No engines: an announcement needs none, and no client connects in this test.
+    return WyomingServer(cast(WyomingServices, None), "0.0.0.0", 0, announce_as=NAME), NAME
+
+
+def satellite() -> tuple[Listener, str]:
+    listener = SatelliteServer("0.0.0.0", 0, "hey appliance", timeout_s=1, fallback=True, name=NAME, announce=True)
+    return listener, f"{NAME}-satellite"  # beside the services' name, on the same device
+
+
+@pytest.mark.parametrize("make", [services, satellite], ids=["services", "satellite"])
+def test_a_listener_is_announced_over_mdns_and_withdrawn_on_close(make: Callable[[], tuple[Listener, str]]) -> None:
     address = announced_address("0.0.0.0")
     if address is None:
         pytest.skip("no network interface other than loopback: nothing to announce on")
     from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
     async def main() -> None:
-        # No engines: an announcement needs none, and no client connects in this test.
-        server = WyomingServer(cast(WyomingServices, None), "0.0.0.0", 0, announce_as=NAME)
-        await server.start()
-        browser = AsyncZeroconf()
-        try:
-            info = AsyncServiceInfo(SERVICE_TYPE, f"{NAME}.{SERVICE_TYPE}")
-            assert await info.async_request(browser.zeroconf, 5000), "not announced"
-            assert info.port == server.port
-            assert address in info.parsed_addresses()
-            await server.aclose()
-            gone = AsyncServiceInfo(SERVICE_TYPE, f"{NAME}.{SERVICE_TYPE}")
-            assert not await gone.async_request(browser.zeroconf, 1500), "still announced after close"
-        finally:
-            await server.aclose()
-            await browser.async_close()
-
-    asyncio.run(main())
-
-
-def test_the_satellite_is_announced_beside_the_services_and_withdrawn_on_close() -> None:
-    address = announced_address("0.0.0.0")
-    if address is None:
-        pytest.skip("no network interface other than loopback: nothing to announce on")
-    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
-
-    name = f"{NAME}-satellite"
-
-    async def main() -> None:
-        satellite = SatelliteServer("0.0.0.0", 0, "hey appliance", timeout_s=1, fallback=True, name=NAME, announce=True)
-        await satellite.start()
+        listener, name = make()
+        await listener.start()
         browser = AsyncZeroconf()
         try:
             info = AsyncServiceInfo(SERVICE_TYPE, f"{name}.{SERVICE_TYPE}")
             assert await info.async_request(browser.zeroconf, 5000), "not announced"
-            assert info.port == satellite.port
+            assert info.port == listener.port
             assert address in info.parsed_addresses()
-            await satellite.aclose()
+            await listener.aclose()
             gone = AsyncServiceInfo(SERVICE_TYPE, f"{name}.{SERVICE_TYPE}")
             assert not await gone.async_request(browser.zeroconf, 1500), "still announced after close"
         finally:
-            await satellite.aclose()
+            await listener.aclose()
             await browser.async_close()
 
     asyncio.run(main())
