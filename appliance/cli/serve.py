@@ -186,6 +186,7 @@ async def start_satellite(config: AppConfig, control: Control) -> SatelliteServe
     )
     satellite.on_status = lambda status: _say(f"satellite: {status}")
     satellite.on_announcement = announce_on_device
+    satellite.on_timer_finished = lambda name: say_timer_finished(control, name)
     try:
         await satellite.start()
     except OSError as exc:
@@ -193,6 +194,17 @@ async def start_satellite(config: AppConfig, control: Control) -> SatelliteServe
         return None
     _say(f"satellite: listening on {wyoming.host}:{satellite.port} for Home Assistant ({config.activation.pipeline})")
     return satellite
+
+
+def timer_done_line(name: str | None) -> str:
+    """What the device says when a timer Home Assistant kept for it goes off, as its own timers say it."""
+    label = f"{name} timer" if name and "timer" not in name.lower() else (name or "timer")
+    return f"Your {label} is done."
+
+
+def say_timer_finished(control: Control, name: str | None) -> None:
+    with contextlib.suppress(NotAvailable, SayQueueFull):
+        control.say(timer_done_line(name))
 
 
 def print_turn(record: TurnRecord, as_json: bool) -> None:

@@ -11,7 +11,7 @@ The session hands over an utterance its endpointer has ended, not a live stream:
 endpointing decides when the user is done, as it does for its local pipeline. The wake phrase the utterance
 starts with is cut off first (`cut`), as a satellite that wakes on its own streams only what follows it.
 Audio Home Assistant sends outside a pipeline is an announcement (`assist_satellite.announce`), played
-like the device's own.
+like the device's own; a timer Home Assistant set for this satellite rings on the device when it finishes.
 With a fallback (`activation.pipeline = "auto"`), a request Home Assistant is not there for, fails, or
 does not start answering within the deadline is answered by the device itself.
 """
@@ -35,6 +35,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.snd import Played
+from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted
 from wyoming.tts import Synthesize
 
 from appliance import __version__
@@ -72,6 +73,8 @@ class _HomeAssistant:
         self.announcing: AudioIn | None = None
         """Audio sent outside a pipeline (Home Assistant's announce) is coming in."""
         self.announced: list[Int16Array] = []
+        self.timers: dict[str, str | None] = {}
+        """Home Assistant's timers on this satellite (its own intents set them): id -> the name the user gave."""
 
     async def write(self, event: Event) -> None:
         await async_write_event(event, self.writer)
@@ -105,6 +108,9 @@ class SatelliteServer:
         self.on_announcement: Callable[[AudioChunk], Awaitable[bool]] | None = None
         """Plays an announcement on the device (16 kHz); True once it has played out, False if it could not
         be (then no `played` is sent, and Home Assistant goes on after its own wait)."""
+        self.on_timer_finished: Callable[[str | None], None] | None = None
+        """One of Home Assistant's timers on this satellite went off (its name, if it has one): the device rings
+        it, as it rings its own."""
         self.on_status: Callable[[str], None] | None = None
         """Told when Home Assistant starts, pauses or stops running this satellite (the CLI prints it, as it
         prints the MQTT link's status)."""
@@ -181,6 +187,15 @@ class SatelliteServer:
         elif PauseSatellite.is_type(event.type):
             home.running = False
             self._status("Home Assistant paused this satellite")
+        elif TimerStarted.is_type(event.type):
+            started = TimerStarted.from_event(event)
+            home.timers[started.id] = started.name
+        elif TimerCancelled.is_type(event.type):
+            home.timers.pop(TimerCancelled.from_event(event).id, None)
+        elif TimerFinished.is_type(event.type):
+            name = home.timers.pop(TimerFinished.from_event(event).id, None)
+            if self.on_timer_finished is not None:
+                self.on_timer_finished(name)
         elif home.pipeline is not None:
             home.pipeline.put_nowait(event)
         elif AudioStart.is_type(event.type) or WyomingChunk.is_type(event.type) or AudioStop.is_type(event.type):

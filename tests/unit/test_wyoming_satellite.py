@@ -14,8 +14,10 @@ from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.satellite import PauseSatellite, RunSatellite
+from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted
 
 from appliance.audio.frames import AudioChunk
+from appliance.cli.serve import timer_done_line
 from appliance.voice.turn_record import TurnRecord
 from appliance.wyoming.satellite import LEADING_SILENCE_S, SatelliteServer
 
@@ -212,3 +214,30 @@ def test_an_announcement_the_device_could_not_play_gets_no_played() -> None:
 
     seen = asyncio.run(main())
     assert "played" not in seen, seen
+
+
+def test_home_assistants_timers_on_the_satellite_ring_on_the_device_by_name() -> None:
+    rang: list[str | None] = []
+
+    async def main() -> None:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+        server.on_timer_finished = rang.append
+        await server.start()
+        try:
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(RunSatellite().event())
+                await client.write_event(TimerStarted(id="t1", total_seconds=300, name="pasta").event())
+                await client.write_event(TimerStarted(id="t2", total_seconds=60).event())
+                await client.write_event(TimerCancelled(id="t1").event())
+                await client.write_event(TimerStarted(id="t3", total_seconds=5, name="tea").event())
+                await client.write_event(TimerFinished(id="t3").event())
+                await client.write_event(TimerFinished(id="t2").event())
+                await client.write_event(Describe().event())
+                await until("info", client)  # every event before it was handled
+        finally:
+            await server.aclose()
+
+    asyncio.run(main())
+    assert rang == ["tea", None]  # the cancelled one never rings; an unnamed one rings as "timer"
+    assert [timer_done_line(name) for name in rang] == ["Your tea timer is done.", "Your timer is done."]
+    assert timer_done_line("egg timer") == "Your egg timer is done."
