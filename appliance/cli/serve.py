@@ -35,6 +35,8 @@ CLOSE_S = 5.0
 """How long the session may take to cancel a reply in progress when the process stops."""
 ANNOUNCEMENT_START_TIMEOUT_S = 120.0
 """An announcement waits behind the turn in progress and the `say`s before it at most this long."""
+PLAYOUT_WAIT_S = 2.0
+"""After an announcement's length, how long `played` may wait for the device to have played it out."""
 
 
 async def serve(config: AppConfig, *, with_device: bool, as_json: bool, store: ConfigStore | None) -> int:
@@ -170,10 +172,19 @@ async def start_satellite(config: AppConfig, control: Control) -> SatelliteServe
         speech = RecordedSpeech(audio, "Home Assistant's announcement")
         try:
             control.announce(speech)
+            conversation = control.conversation()
         except (NotAvailable, SayQueueFull) as exc:
             log.warning("satellite: announcement not played: %s", exc)
             return False
-        return await speech.played(timeout=ANNOUNCEMENT_START_TIMEOUT_S)
+        if not await speech.played(timeout=ANNOUNCEMENT_START_TIMEOUT_S):
+            return False
+        # Its length has passed since it started; the speaker's own delay is over once the conversation has
+        # played out what it queued (a user who speaks meanwhile ends the wait at the deadline).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PLAYOUT_WAIT_S):
+                while not conversation.idle:
+                    await asyncio.sleep(0.02)
+        return True
 
     satellite = SatelliteServer(
         wyoming.host,

@@ -115,17 +115,22 @@ class ActivationGate:
 
 
 def request_start(wake_phrase: str, words: Sequence[TimedWord]) -> float | None:
-    """Where the request after the wake phrase begins (seconds into the audio): halfway between the phrase's
-    last word and the next one; None if the words do not start with the wake phrase (matched as the
-    transcript is, word by word within a small edit distance)."""
+    """Where the request after the wake phrase begins (seconds into the audio): where the phrase's last word
+    ends; None if the words do not start with the wake phrase.
+
+    Matched more loosely than the transcript is (the session has already heard the phrase; these words come
+    from a second pass): the phrase's last word, within a small edit distance, among the first words, after
+    no more words than the phrase has before it ("A appliance, ..." for "hey appliance" is cut too). Cut at the
+    end of that word, not later: a late cut loses the request's first sound ("play" heard as "place"), an
+    early one leaves a breath."""
     phrase = words_of(wake_phrase)
     spoken = [word for word in words if words_of(word.text)]
-    if not phrase or len(spoken) < len(phrase):
+    if not phrase:
         return None
-    if any(not _close(" ".join(words_of(w.text)), p) for w, p in zip(spoken, phrase, strict=False)):
-        return None
-    last = spoken[len(phrase) - 1]
-    return last.end if len(spoken) == len(phrase) else (last.end + spoken[len(phrase)].start) / 2
+    for index, word in enumerate(spoken[: len(phrase) + 1]):
+        if index >= len(phrase) - 1 and _close(" ".join(words_of(word.text)), phrase[-1]):
+            return word.end
+    return None
 
 
 def _close(heard: str, wanted: str) -> bool:

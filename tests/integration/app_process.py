@@ -48,7 +48,7 @@ class Appliance:
     def wait_for(self, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.log.read_text() + self.out.read_text():
-            assert self.proc.poll() is None, f"appliance exited: {self.log.read_text()}"
+            assert self.proc.poll() is None, f"appliance exited {self.proc.returncode}: {self.log.read_text()}"
             assert time.monotonic() < deadline, f"no {text!r} in time: {self.log.read_text()}"
             time.sleep(0.1)
 

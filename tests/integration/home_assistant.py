@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 VERSION = os.environ.get("HOME_ASSISTANT_VERSION", "2025.4.4")
 """What `scripts/home-assistant` installs (keep the defaults in step): the newest release for Python 3.13.0."""
 
@@ -129,6 +131,8 @@ class HomeAssistant:
         self.log = root / "home-assistant.log"
         self.output = root / "home-assistant.out"
         self.token = ""
+        self.ffmpeg = hass.parent / "ffmpeg"
+        """The ffmpeg scripts/home-assistant installed beside it (it converts TTS audio with it)."""
         write_config(self.config, self.port, broker_port, entries)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -247,6 +251,12 @@ class HomeAssistant:
         request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(request, timeout=60) as response:
             return bytes(response.read())
+
+    def decode(self, data: bytes, rate: int = 16_000) -> np.ndarray:
+        """Audio Home Assistant serves (mp3 to a browser) as 16-bit mono samples, with its own ffmpeg."""
+        command = [str(self.ffmpeg), "-v", "error", "-i", "pipe:", "-f", "s16le", "-ac", "1", "-ar", str(rate), "pipe:"]
+        decoded = subprocess.run(command, input=data, capture_output=True, timeout=60, check=True)
+        return np.frombuffer(decoded.stdout, dtype="<i2").copy()
 
     def complaints(self, *about: str) -> list[str]:
         """Warnings and errors in the log from the MQTT integration or naming any of `about`."""

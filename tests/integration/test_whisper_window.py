@@ -43,6 +43,25 @@ def test_short_window_gives_the_words_of_the_thirty_second_path(models_dir: Path
     assert normalized_words(short) == normalized_words(full)
 
 
+@pytest.mark.parametrize("name", ["questions/q01.wav", "questions/q04.wav", "stt/s09-joe-slow.wav"])
+def test_word_times_over_the_short_window_agree_with_the_thirty_second_alignment(models_dir: Path, name: str) -> None:
+    """Where a satellite cuts the wake phrase off comes from these times; the 30 s path costs ~3x as much."""
+    from faster_whisper import WhisperModel
+
+    stt = whisper(models_dir)
+    assert stt._short is not None
+    short = stt._short.timed_words(clip(name).astype(np.float32) / 32768, "en")
+    assert short is not None, "aligned over the short window, no fallback"
+    model: WhisperModel = stt._model
+    segments, _ = model.transcribe(
+        clip(name).astype(np.float32) / 32768, language="en", beam_size=1, word_timestamps=True, vad_filter=False
+    )
+    full = [w for segment in segments for w in segment.words or []]
+    assert [normalized_words(w.text) for w in short] == [normalized_words(w.word) for w in full]
+    for mine, theirs in zip(short, full, strict=True):
+        assert abs(mine.start - theirs.start) <= 0.2 and abs(mine.end - theirs.end) <= 0.2, (mine, theirs)
+
+
 def test_silence_gives_an_empty_transcript(models_dir: Path) -> None:
     assert whisper(models_dir).transcribe_sync(np.zeros(2 * ENGINE_RATE, dtype=np.int16)).text == ""
 

@@ -101,11 +101,17 @@ class WhisperSTT(STT):
         return await self._worker.run(lambda: self.timed_words_sync(audio, language))
 
     def timed_words_sync(self, audio: Int16Array, language: str | None = None) -> list[TimedWord]:
-        """faster-whisper's own path with its word alignment (cross-attention over the decoded tokens): costs a
-        30 s window, so it is asked only when words must be found in the audio, not for every transcript."""
+        """Words and their times from Whisper's cross-attention: over the short window when it fits (as the
+        transcript is), else faster-whisper's own 30 s path with `word_timestamps` (several times the cost)."""
+        lang = self._language_for(language)
+        samples = to_float32(audio)
+        if self._short is not None and lang is not None and self._short.fits(samples, ENGINE_RATE):
+            words = self._short.timed_words(samples, lang)
+            if words is not None:
+                return words
         segments, _info = self._model.transcribe(
-            to_float32(audio),
-            language=self._language_for(language),
+            samples,
+            language=lang,
             beam_size=1,
             best_of=1,
             temperature=0.0,

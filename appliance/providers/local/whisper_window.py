@@ -25,9 +25,11 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from appliance.providers.base import TimedWord
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -76,6 +78,15 @@ class WindowResult:
     window_frames: int
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    result: WindowResult | None
+    tokenizer: Tokenizer
+    tokens: list[int]
+    encoded: Any
+    """The encoder's output (a CTranslate2 StorageView), for aligning words; None for silence."""
+
+
 def window_frames(clip_samples: int, sample_rate: int, margin_s: float, min_window_s: float = 0.0) -> int:
     """Frames to encode: clip + margin, at least min_window_s, even (the encoder strides by 2), at most 30 s."""
     seconds = max(clip_samples / sample_rate + margin_s, min_window_s)
@@ -118,6 +129,20 @@ class ShortWindowDecoder:
 
     def decode(self, audio: np.ndarray, language: str, prompt: str | None = None) -> WindowResult | None:
         """The transcript of `audio` (float32, 16 kHz), or None if the short window's output is untrustworthy."""
+        return self._decode(audio, language, prompt).result
+
+    def timed_words(self, audio: np.ndarray, language: str) -> list[TimedWord] | None:
+        """The words of `audio` with their times, aligned over the same short window (Whisper's cross-attention,
+        as faster-whisper's `word_timestamps` does over 30 s); None if the window's output is untrustworthy."""
+        decoded = self._decode(audio, language, None)
+        if decoded.result is None or decoded.encoded is None:
+            return None
+        content_frames = min(decoded.result.window_frames, len(audio) // self._model.feature_extractor.hop_length)
+        (aligned,) = self._model.find_alignment(decoded.tokenizer, [decoded.tokens], decoded.encoded, content_frames)
+        words = [w for w in aligned if any(c.isalnum() for c in w["word"])]  # punctuation is a "word" here
+        return [TimedWord(w["word"].strip(), float(w["start"]), float(w["end"])) for w in words]
+
+    def _decode(self, audio: np.ndarray, language: str, prompt: str | None) -> _Decoded:
         import ctranslate2
 
         extractor = self._model.feature_extractor
@@ -158,13 +183,13 @@ class ShortWindowDecoder:
             result.no_speech_prob > self.options.no_speech_threshold and avg_logprob < self.options.log_prob_threshold
         )
         if silent:
-            return WindowResult("", result.no_speech_prob, avg_logprob, frames)
+            return _Decoded(WindowResult("", result.no_speech_prob, avg_logprob, frames), tokenizer, [], None)
         # Likely no speech, but the text is confident: over a short window
         # that is Whisper's "you" on silence; the 30 s path decides instead.
         doubtful = result.no_speech_prob > self.options.no_speech_threshold
         if doubtful or len(tokens) > max_new or self._degenerate(text):
-            return None
-        return WindowResult(text, result.no_speech_prob, avg_logprob, frames)
+            return _Decoded(None, tokenizer, tokens, encoded)
+        return _Decoded(WindowResult(text, result.no_speech_prob, avg_logprob, frames), tokenizer, tokens, encoded)
 
     def _degenerate(self, text: str) -> bool:
         opts = self.options
