@@ -187,8 +187,13 @@ class SimulatedFleet:
 
     async def __aenter__(self) -> SimulatedFleet:
         first = self.devices[0]
-        # A bad config or password reference fails here, once (ConfigError, SecretError), not in every link.
-        resolve_secret(ConfigStore(self.options.config_path, first.environ()).load().mqtt.password)
+        # A bad config or password reference fails here, once (ConfigError, SecretError), not in every link;
+        # `__aexit__` is not called then, so the temporary state folder goes now.
+        try:
+            resolve_secret(ConfigStore(self.options.config_path, first.environ()).load().mqtt.password)
+        except BaseException:
+            self._remove_temporary()
+            raise
         rng = random.Random(0)
         self._tasks = [
             asyncio.create_task(d.run(self._stop, rng.uniform(0, self.options.jitter_s)), name=d.id)
@@ -206,6 +211,9 @@ class SimulatedFleet:
         for device, outcome in zip(self.devices, outcomes, strict=False):
             if isinstance(outcome, Exception):
                 log.error("simulated device %s failed: %s", device.id, outcome)
+        self._remove_temporary()
+
+    def _remove_temporary(self) -> None:
         if self._temporary:
             shutil.rmtree(self.state_root, ignore_errors=True)
 

@@ -350,10 +350,14 @@ def test_simulated_devices_log_in_with_an_account_each_under_the_shipped_acl(
         exporter.kill()
 
 
-def test_a_simulation_that_cannot_start_says_why_in_one_line(broker: Broker) -> None:
-    unreadable = fleet(broker, "simulate", "--devices", "3", "--password", "file:/nonexistent/{id}", "--duration", "5")
+def test_a_simulation_that_cannot_start_says_why_in_one_line(broker: Broker, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "appliance", "fleet", "--broker", f"127.0.0.1:{broker.port}", "simulate"]
+    command += ["--devices", "3", "--password", "file:/nonexistent/{id}", "--duration", "5"]
+    scratch = {**os.environ, "TMPDIR": str(tmp_path)}  # where its temporary state folder would be left
+    unreadable = subprocess.run(command, capture_output=True, text=True, timeout=60, env=scratch)
     assert unreadable.returncode == 2 and unreadable.stderr.strip().splitlines() == [
         "appliance: error: cannot read secret file /nonexistent/sim-0001: No such file or directory"
     ]
+    assert not list(tmp_path.iterdir())  # nothing left behind
     assert fleet(broker, "simulate", "--devices", "0").returncode == 2
     assert fleet(broker, "top", "--sort", "colour").returncode == 2
