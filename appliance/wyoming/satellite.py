@@ -73,6 +73,9 @@ class _HomeAssistant:
         self.announcing: AudioIn | None = None
         """Audio sent outside a pipeline (Home Assistant's announce) is coming in."""
         self.announced: list[Int16Array] = []
+        self.announced_samples = 0
+        self.announcement_refused = False
+        """The announcement coming in was refused: its remaining chunks and audio-stop are dropped."""
         self.timers: dict[str, str | None] = {}
         """Home Assistant's timers on this satellite (its own intents set them): id -> the name the user gave."""
 
@@ -202,7 +205,8 @@ class SatelliteServer:
             try:
                 self._announcement_part(home, event)
             except AudioFormatError as exc:
-                home.announcing, home.announced = None, []
+                home.announcing, home.announced, home.announced_samples = None, [], 0
+                home.announcement_refused = True
                 await home.write(Error(text=f"announcement: {exc}", code="bad_audio").event())
         else:
             log.debug("satellite: dropped %r outside a pipeline", event.type)
@@ -211,17 +215,22 @@ class SatelliteServer:
         """Audio outside a pipeline is an announcement (`assist_satellite.announce`): gathered until
         `audio-stop`, then played on the device like its own announcements, and `played` once it has."""
         if AudioStart.is_type(event.type):
-            home.announcing, home.announced = AudioIn(PcmFormat.of(event.data)), []
+            home.announcing, home.announced, home.announced_samples = None, [], 0
+            home.announcement_refused = False
+            home.announcing = AudioIn(PcmFormat.of(event.data))
+        elif home.announcement_refused:
+            return
         elif WyomingChunk.is_type(event.type):
             pcm = PcmFormat.of(event.data)
             home.announcing = home.announcing or AudioIn(pcm)
             home.announced.append(home.announcing.convert(pcm, event.payload or b""))
-            if sum(len(part) for part in home.announced) > MAX_ANNOUNCEMENT_S * ENGINE_RATE:
+            home.announced_samples += len(home.announced[-1])
+            if home.announced_samples > MAX_ANNOUNCEMENT_S * ENGINE_RATE:
                 raise AudioFormatError(f"longer than {MAX_ANNOUNCEMENT_S:g} s")
         elif home.announcing is not None:
             home.announced.append(home.announcing.flush())
             audio = AudioChunk(np.concatenate(home.announced), ENGINE_RATE)
-            home.announcing, home.announced = None, []
+            home.announcing, home.announced, home.announced_samples = None, [], 0
             if len(audio.samples):
                 self._spawn(self._announce(home, audio), "satellite-announce")
 

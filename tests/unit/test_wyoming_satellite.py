@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import numpy as np
+import pytest
 from wyoming.audio import AudioChunk as WyomingChunk
 from wyoming.audio import AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -19,6 +20,7 @@ from wyoming.timer import TimerCancelled, TimerFinished, TimerStarted
 from appliance.audio.frames import AudioChunk
 from appliance.cli.serve import timer_done_line
 from appliance.voice.turn_record import TurnRecord
+from appliance.wyoming import satellite as satellite_module
 from appliance.wyoming.satellite import LEADING_SILENCE_S, SatelliteServer
 
 REQUEST = np.full(4000, 1000, dtype=np.int16)  # 0.25 s: four chunks of 1024 samples at most
@@ -241,3 +243,33 @@ def test_home_assistants_timers_on_the_satellite_ring_on_the_device_by_name() ->
     assert rang == ["tea", None]  # the cancelled one never rings; an unnamed one rings as "timer"
     assert [timer_done_line(name) for name in rang] == ["Your tea timer is done.", "Your timer is done."]
     assert timer_done_line("egg timer") == "Your egg timer is done."
+
+
+def test_an_announcement_too_long_to_keep_is_refused_and_nothing_is_played(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(satellite_module, "MAX_ANNOUNCEMENT_S", 0.1)
+    announced: list[AudioChunk] = []
+
+    async def main() -> Event:
+        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+
+        async def play(audio: AudioChunk) -> bool:
+            announced.append(audio)
+            return True
+
+        server.on_announcement = play
+        await server.start()
+        try:
+            async with AsyncTcpClient("127.0.0.1", server.port) as client:
+                await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+                block = np.full(1024, 500, dtype="<i2").tobytes()
+                for _ in range(3):  # 0.19 s
+                    await client.write_event(WyomingChunk(rate=16000, width=2, channels=1, audio=block).event())
+                await client.write_event(AudioStop().event())
+                async with asyncio.timeout(5):
+                    return (await until("error", client))[-1]
+        finally:
+            await server.aclose()
+
+    error = Error.from_event(asyncio.run(main()))
+    assert error.code == "bad_audio" and "longer than 0.1 s" in (error.text or "")
+    assert announced == []
