@@ -182,8 +182,7 @@ async def start_satellite(config: AppConfig, control: Control) -> SatelliteServe
         # played out what it queued (a user who speaks meanwhile ends the wait at the deadline).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(PLAYOUT_WAIT_S):
-                while not conversation.idle:
-                    await asyncio.sleep(0.02)
+                await conversation.until(lambda: conversation.idle)
         return True
 
     satellite = SatelliteServer(

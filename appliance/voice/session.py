@@ -319,7 +319,7 @@ class VoiceSession:
         if active is None or reply is None:
             return
         target = reply.pieces_queued
-        await self._until(
+        await self.until(
             lambda: (
                 self._active is not active
                 or (reply.pieces_played >= target and not self.output.has_audio_for(active.utterance))
@@ -412,7 +412,7 @@ class VoiceSession:
         """Speak on the agent's own initiative (a timer rings), or play speech made elsewhere, once nothing
         else is going on. It behaves like a reply: it can be interrupted, and a stop phrase silences it.
         """
-        await self._until(lambda: self.idle)
+        await self.until(lambda: self.idle)
         self._utterances += 1
         record = TurnRecord(turn=0, agent=self.agent.name, providers=self.providers.descriptors())
         active = ActiveTurn(record, [], self._now, self._utterances, None, announcement=True)
@@ -579,9 +579,9 @@ class VoiceSession:
         return active is None or active.generated or self.output.queued_samples >= 2 * 512
 
     async def wait_ready(self) -> None:
-        await self._until(self.ready_for_input)
+        await self.until(self.ready_for_input)
 
-    async def _until(self, condition: Callable[[], bool]) -> None:
+    async def until(self, condition: Callable[[], bool]) -> None:
         """Wait for a condition on the session, checked each time something in it changes."""
         while not condition():
             self._changed.clear()

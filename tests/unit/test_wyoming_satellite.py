@@ -147,18 +147,24 @@ def test_a_paused_satellite_is_not_asked() -> None:
     assert asyncio.run(main()) is False
 
 
+async def announcing_satellite(announced: list[AudioChunk]) -> SatelliteServer:
+    """A started satellite whose device plays every announcement at once (into `announced`)."""
+    server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
+
+    async def play(audio: AudioChunk) -> bool:
+        announced.append(audio)
+        return True
+
+    server.on_announcement = play
+    await server.start()
+    return server
+
+
 def test_audio_outside_a_pipeline_is_an_announcement_played_on_the_device_then_played_is_sent() -> None:
     announced: list[AudioChunk] = []
 
     async def main() -> tuple[list[Event], list[Event]]:
-        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
-
-        async def play(audio: AudioChunk) -> bool:
-            announced.append(audio)
-            return True
-
-        server.on_announcement = play
-        await server.start()
+        server = await announcing_satellite(announced)
         try:
             async with AsyncTcpClient("127.0.0.1", server.port) as client:
                 await client.write_event(RunSatellite().event())
@@ -250,14 +256,7 @@ def test_an_announcement_too_long_to_keep_is_refused_and_nothing_is_played(monke
     announced: list[AudioChunk] = []
 
     async def main() -> Event:
-        server = SatelliteServer("127.0.0.1", 0, "hey appliance", timeout_s=1, fallback=True)
-
-        async def play(audio: AudioChunk) -> bool:
-            announced.append(audio)
-            return True
-
-        server.on_announcement = play
-        await server.start()
+        server = await announcing_satellite(announced)
         try:
             async with AsyncTcpClient("127.0.0.1", server.port) as client:
                 await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())

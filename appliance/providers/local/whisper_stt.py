@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -79,20 +80,24 @@ class WhisperSTT(STT):
         return "en" if not self._multilingual else (language or self._language)
 
     def _full_window(self, samples: npt.NDArray[np.float32], lang: str | None, prompt: str | None) -> Transcript:
-        segments, info = self._model.transcribe(
+        segments, info = self._thirty_seconds(
+            samples, lang, without_timestamps=True, suppress_blank=True, initial_prompt=prompt
+        )
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        return Transcript(text=text, language=info.language, seconds_of_audio=len(samples) / ENGINE_RATE)
+
+    def _thirty_seconds(self, samples: npt.NDArray[np.float32], lang: str | None, **extra: Any) -> Any:
+        """faster-whisper's own 30 s path, decoded cheaply: greedy, no conditioning on earlier text, no VAD."""
+        return self._model.transcribe(
             samples,
             language=lang,
             beam_size=1,
             best_of=1,
             temperature=0.0,
             condition_on_previous_text=False,
-            without_timestamps=True,
             vad_filter=False,
-            suppress_blank=True,
-            initial_prompt=prompt,
+            **extra,
         )
-        text = " ".join(segment.text.strip() for segment in segments).strip()
-        return Transcript(text=text, language=info.language, seconds_of_audio=len(samples) / ENGINE_RATE)
 
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         return await self._worker.run(lambda: self.transcribe_sync(audio, language, prompt))
@@ -109,16 +114,7 @@ class WhisperSTT(STT):
             words = self._short.timed_words(samples, lang)
             if words is not None:
                 return words
-        segments, _info = self._model.transcribe(
-            samples,
-            language=lang,
-            beam_size=1,
-            best_of=1,
-            temperature=0.0,
-            condition_on_previous_text=False,
-            word_timestamps=True,
-            vad_filter=False,
-        )
+        segments, _info = self._thirty_seconds(samples, lang, word_timestamps=True)
         return [
             TimedWord(word.word.strip(), float(word.start), float(word.end))
             for segment in segments
