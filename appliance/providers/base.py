@@ -181,9 +181,11 @@ class STT(Provider, ABC):
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         """`prompt`: words likely to be said (a wake phrase), to bias recognition toward them."""
 
-    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
+    async def timed_words(
+        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
+    ) -> list[TimedWord] | None:
         """The words with their times (to cut the wake phrase off a request sent elsewhere); None: this engine
-        does not give word times."""
+        does not give word times. `prompt` as in `transcribe`: the words should be the ones the transcript had."""
         return None
 
 

@@ -333,14 +333,16 @@ class FallbackSTT(_Fallback[STT], STT):
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         return await self._answer(lambda stt: stt.transcribe(audio, language, prompt), self.fallback_options.deadline_s)
 
-    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
+    async def timed_words(
+        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
+    ) -> list[TimedWord] | None:
         """From the first available engine that gives word times; one that fails is skipped here (word times
         are a nicety: the failure is the transcription path's to report)."""
         for child in self._children:
             if not child.available:
                 continue
             try:
-                words = await child.provider.timed_words(audio, language)
+                words = await child.provider.timed_words(audio, language, prompt)
             except Exception as exc:
                 log.debug("stt: no word times from %s: %s", child.provider.descriptor, exc)
                 continue

@@ -140,10 +140,12 @@ class SwappableSTT(_Swappable[STT], STT):
         finally:
             self._engines.release(engine)
 
-    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
+    async def timed_words(
+        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
+    ) -> list[TimedWord] | None:
         engine = self._engines.acquire()
         try:
-            return await engine.timed_words(audio, language)
+            return await engine.timed_words(audio, language, prompt)
         finally:
             self._engines.release(engine)
 

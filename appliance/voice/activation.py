@@ -38,6 +38,11 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
+def wake_prompt(wake_phrase: str) -> str:
+    """The STT prompt that makes the wake phrase heard as itself."""
+    return f"{wake_phrase.capitalize()}."
+
+
 class ActivationGate:
     def __init__(self, options: ActivationConfig | None = None) -> None:
         self.options = options or ActivationConfig()
@@ -58,7 +63,7 @@ class ActivationGate:
         """In wake mode, prime the STT with the phrase: Whisper otherwise hears unusual
         words as common ones ("hey appliance" -> "hey, clients" in a synthetic voice)."""
         if self.mode is ActivationMode.WAKE:
-            return f"{self.options.wake_phrase.capitalize()}."
+            return wake_prompt(self.options.wake_phrase)
         return None
 
     # ----- what a transcript means ------------------------------------------------------------
@@ -119,18 +124,30 @@ def request_start(wake_phrase: str, words: Sequence[TimedWord]) -> float | None:
     ends; None if the words do not start with the wake phrase.
 
     Matched more loosely than the transcript is (the session has already heard the phrase; these words come
-    from a second pass): the phrase's last word, within a small edit distance, among the first words, after
-    no more words than the phrase has before it ("A appliance, ..." for "hey appliance" is cut too). Cut at the
-    end of that word, not later: a late cut loses the request's first sound ("play" heard as "place"), an
-    early one leaves a breath."""
+    from a second pass): where the first words, their letters run together, are closest to the phrase's
+    ("hey a pliance", "hey applian ce"), or a word close to the phrase's last word is ("A appliance, ..." for
+    "hey appliance" is cut too); each within one edit per four letters, and after as many words as the
+    phrase has or one more. Cut at the end of that word, not later: a late cut loses the request's first sound
+    ("play" heard as "place"), an early one leaves a breath."""
     phrase = words_of(wake_phrase)
     spoken = [word for word in words if words_of(word.text)]
     if not phrase:
         return None
-    for index, word in enumerate(spoken[: len(phrase) + 1]):
-        if index >= len(phrase) - 1 and _close(" ".join(words_of(word.text)), phrase[-1]):
-            return word.end
-    return None
+    first = spoken[: len(phrase) + 1]
+    letters = "".join(phrase)
+    scores = []
+    for n in range(len(phrase) - 1, len(first)):
+        heard = "".join(w for said in first[: n + 1] for w in words_of(said.text))
+        last = " ".join(words_of(first[n].text))
+        score = min(
+            _edit_distance(heard, letters) / max(1, len(letters) // 4),
+            _edit_distance(last, phrase[-1]) / max(1, len(phrase[-1]) // 4),
+        )
+        scores.append((score, n))
+    if not scores:
+        return None
+    score, n = min(scores)  # the closest; of equally close, the earliest
+    return first[n].end if score <= 1 else None
 
 
 def _close(heard: str, wanted: str) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 
 from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
 from appliance.providers.base import STT, TTS
-from appliance.voice.activation import request_start
+from appliance.voice.activation import request_start, wake_prompt
 from appliance.voice.turn_record import TurnRecord
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,14 @@ def wake_phrase_cutter(stt: Callable[[], STT], wake_phrase: str) -> Callable[[In
     """What to send another pipeline of an utterance: without the wake phrase it starts with. The device's
     turn begins where the user began ("hey appliance, turn on the light"); a satellite that wakes on its
     own streams only what follows, and that is what Home Assistant expects (its intents do not match a
-    sentence that starts with a wake phrase). Cut where the STT's word times put the request's start;
-    sent whole when the engine gives no word times or they do not start with the phrase."""
+    sentence that starts with a wake phrase). Cut where the STT's word times put the request's start, heard
+    with the same prompt as the session's transcript (without it Whisper misheard the phrase on one CI
+    machine, and the request went whole); sent whole when the engine gives no word times or they do not
+    start with the phrase."""
 
     async def cut(audio: Int16Array) -> Int16Array:
         try:
-            words = await stt().timed_words(audio)
+            words = await stt().timed_words(audio, prompt=wake_prompt(wake_phrase))
         except Exception as exc:  # the request still goes, wake phrase and all
             log.warning("no word times to cut the wake phrase at: %s", exc)
             return audio

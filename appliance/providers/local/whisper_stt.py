@@ -102,19 +102,23 @@ class WhisperSTT(STT):
     async def transcribe(self, audio: Int16Array, language: str | None = None, prompt: str | None = None) -> Transcript:
         return await self._worker.run(lambda: self.transcribe_sync(audio, language, prompt))
 
-    async def timed_words(self, audio: Int16Array, language: str | None = None) -> list[TimedWord] | None:
-        return await self._worker.run(lambda: self.timed_words_sync(audio, language))
+    async def timed_words(
+        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
+    ) -> list[TimedWord] | None:
+        return await self._worker.run(lambda: self.timed_words_sync(audio, language, prompt))
 
-    def timed_words_sync(self, audio: Int16Array, language: str | None = None) -> list[TimedWord]:
+    def timed_words_sync(
+        self, audio: Int16Array, language: str | None = None, prompt: str | None = None
+    ) -> list[TimedWord]:
         """Words and their times from Whisper's cross-attention: over the short window when it fits (as the
         transcript is), else faster-whisper's own 30 s path with `word_timestamps` (several times the cost)."""
         lang = self._language_for(language)
         samples = to_float32(audio)
         if self._short is not None and lang is not None and self._short.fits(samples, ENGINE_RATE):
-            words = self._short.timed_words(samples, lang)
+            words = self._short.timed_words(samples, lang, prompt)
             if words is not None:
                 return words
-        segments, _info = self._thirty_seconds(samples, lang, word_timestamps=True)
+        segments, _info = self._thirty_seconds(samples, lang, word_timestamps=True, initial_prompt=prompt)
         return [
             TimedWord(word.word.strip(), float(word.start), float(word.end))
             for segment in segments

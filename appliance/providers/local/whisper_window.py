@@ -131,10 +131,10 @@ class ShortWindowDecoder:
         """The transcript of `audio` (float32, 16 kHz), or None if the short window's output is untrustworthy."""
         return self._decode(audio, language, prompt).result
 
-    def timed_words(self, audio: np.ndarray, language: str) -> list[TimedWord] | None:
+    def timed_words(self, audio: np.ndarray, language: str, prompt: str | None = None) -> list[TimedWord] | None:
         """The words of `audio` with their times, aligned over the same short window (Whisper's cross-attention,
         as faster-whisper's `word_timestamps` does over 30 s); None if the window's output is untrustworthy."""
-        decoded = self._decode(audio, language, None)
+        decoded = self._decode(audio, language, prompt)
         if decoded.result is None or decoded.encoded is None:
             return None
         content_frames = min(decoded.result.window_frames, len(audio) // self._model.feature_extractor.hop_length)
