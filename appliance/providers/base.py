@@ -256,10 +256,13 @@ class LLM(Provider, ABC):
     def yield_cpu(self) -> None:
         """Hint for the running generation: something more urgent needs the cores now.
 
-        The reply calls this once its first sentence has gone to TTS: from then on the
+        The reply calls this once its first piece has gone to TTS: from then on the
         LLM only has to stay ahead of speech, while TTS's first audio is on the critical
-        path. A local engine may drop to fewer threads until its next request.
+        path. A local engine pauses between tokens until `resume_cpu` (or a short ceiling).
         """
+
+    def resume_cpu(self) -> None:
+        """The urgent work `yield_cpu` made room for is done: generate at full speed again."""
 
 
 class TTS(Provider, ABC):

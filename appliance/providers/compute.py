@@ -2,11 +2,14 @@
 
 STT runs alone (the LLM waits for its transcript), so it gets every core. The
 LLM and TTS overlap (TTS speaks sentence one while the LLM writes sentence two),
-so on four cores and more they split them. On two cores the LLM keeps both:
-the first piece of text is on the critical path with nothing else running, and
-measured with `appliance bench` on a 2-core box that cut llm_ttft from 150 to
-77 ms (p50) and voice-to-voice from 833 to 746 ms, while TTS (one thread) lost
-only ~50 ms to the overlap. VAD is tiny and runs on every frame: one thread.
+so on four cores and more they split them. On two cores each gets both: the
+first piece of text is on the critical path with nothing else running (measured
+with `appliance bench` on a 2-core box, that cut llm_ttft from 150 to 77 ms p50),
+and then the first audio is, while the LLM pauses (`LLM.yield_cpu`): Piper on
+two threads made it in ~175 ms p50 against ~250 ms on one. Later pieces overlap
+the LLM, but they are made while the first one plays. Three and four cores keep
+one thread for TTS (not measured otherwise). VAD is tiny and runs on every
+frame: one thread.
 """
 
 from __future__ import annotations
@@ -35,6 +38,6 @@ class ComputeBudget:
     def for_cores(cores: int = 0) -> ComputeBudget:
         """`cores` = 0 means all usable cores."""
         total = cores if cores > 0 else usable_cores()
-        tts = 1 if total <= 4 else 2
+        tts = 1 if 2 < total <= 4 else min(2, total)
         llm = max(1, total - tts) if total > 2 else total
         return ComputeBudget(cores=total, vad=1, stt=total, llm=llm, tts=tts)

@@ -317,6 +317,10 @@ class FallbackLLM(_Fallback[LLM], LLM):
         for provider in self.children:
             provider.yield_cpu()
 
+    def resume_cpu(self) -> None:
+        for provider in self.children:
+            provider.resume_cpu()
+
     def prefill(self, messages: Sequence[ChatMessage]) -> None:
         for child in self._children:
             if not child.is_cloud and child.available:

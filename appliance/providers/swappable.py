@@ -192,6 +192,10 @@ class SwappableLLM(_Swappable[LLM], LLM):
         for engine in self._engines.running():
             engine.yield_cpu()
 
+    def resume_cpu(self) -> None:
+        for engine in self._engines.running():
+            engine.resume_cpu()
+
     def prefill(self, messages: Sequence[ChatMessage]) -> None:
         self.engine.prefill(messages)
 

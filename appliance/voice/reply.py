@@ -67,7 +67,8 @@ class Reply:
         llm: LLM | None = None,
         held: bool = False,
     ) -> None:
-        """`llm` (if any) is told to yield the CPU while TTS makes the first audio."""
+        """`llm` (if any) is told to yield the CPU while TTS makes the first audio, and to resume once it is made
+        (or could not be)."""
         self._text = text
         self._llm = llm
         self._tts = tts
@@ -164,7 +165,11 @@ class Reply:
                 self._llm.yield_cpu()  # the first audio is on the critical path now, the LLM is not
             audio = self._tts.synthesize(text)
             try:
-                first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio", "tts")
+                try:
+                    first = await _first_within(audio, self._timeouts.tts_first_audio_s, "TTS first audio", "tts")
+                finally:
+                    if index == 0 and self._llm is not None:
+                        self._llm.resume_cpu()
                 if first is None:
                     continue
                 if self.metrics.tts_ttfb is None:

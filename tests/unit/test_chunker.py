@@ -55,6 +55,38 @@ def test_first_piece_does_not_end_at_a_comma_after_one_word() -> None:
     assert [p for _, p in _stream(chunker, "Yes, I think so. ")] == ["Yes, I think so."]
 
 
+def test_first_piece_ends_before_the_verb_of_a_long_subject() -> None:
+    text = "The boiling point of water is 100 degrees. It is a constant. "
+    pieces = _stream(SentenceChunker(), text)
+    # Cut once the word after the boundary is whole (" is " may have been " island").
+    assert pieces[0] == (text.index(" is ") + len(" is"), "The boiling point of water")
+    assert [p for _, p in pieces[1:]] == ["is 100 degrees.", "It is a constant."]  # later pieces: sentences
+
+
+def test_first_piece_is_not_cut_inside_a_noun_phrase_or_before_a_whole_word_is_known() -> None:
+    chunker = SentenceChunker()
+    assert chunker.push("The fun fact about cats is") == []  # "about" is no boundary; "is" may go on
+    assert chunker.push("land") == []
+    assert chunker.push(" magic. ") == ["The fun fact about cats island magic."]
+
+
+def test_short_subjects_and_sentence_final_words_are_not_cut() -> None:
+    for text in ["Your taxi is here. ", "Dr. Smith will see you now. ", "I do not think so. "]:
+        assert [p for _, p in _stream(SentenceChunker(), text)] == [text.strip()]
+
+
+def test_the_comma_or_the_phrase_boundary_whichever_comes_first() -> None:
+    text = "The first thing to know, of course, is this. "
+    assert [p for _, p in _stream(SentenceChunker(), text)][0] == "The first thing to know,"
+    text = "The fun fact about cats is that, at night, they hunt. "
+    assert [p for _, p in _stream(SentenceChunker(), text)][0] == "The fun fact about cats"
+
+
+def test_phrase_cuts_can_be_turned_off() -> None:
+    text = "The capital of France is Paris. "
+    assert [p for _, p in _stream(SentenceChunker(first_phrase_min_words=0), text)] == [text.strip()]
+
+
 def test_later_pieces_do_not_end_at_a_comma() -> None:
     chunker = SentenceChunker()
     pieces = [p for _, p in _stream(chunker, "Well I think that, in the end, it will rain, sadly")]

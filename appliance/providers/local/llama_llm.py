@@ -20,6 +20,10 @@ from appliance.providers.workers import EngineWorker
 _GGML_Q8_0 = 8
 """ggml's type id for 8-bit quantized tensors (`GGML_TYPE_Q8_0`)."""
 
+PAUSE_CEILING_S = 1.0
+"""Longest a `yield_cpu` pause lasts without its `resume_cpu`: a first piece takes 0.1-0.3 s to synthesize
+here, and a reply whose TTS hangs must not hold the LLM for good."""
+
 
 class LlamaCppLLM(LLM):
     def __init__(
@@ -47,14 +51,16 @@ class LlamaCppLLM(LLM):
         self._worker = EngineWorker("llm")
         self._threads = threads
         self._yield_requested = threading.Event()
+        self._resumed = threading.Event()
         self.descriptor = descriptor
         self.last_prompt_tokens_evaluated = 0
         """Prompt tokens the last request had to evaluate (the rest came from the KV cache)."""
 
     def _generate(self, messages: Sequence[ChatMessage], options: LLMOptions, cancel: threading.Event) -> Iterator[str]:
         self._yield_requested.clear()
+        self._resumed.clear()
         self._set_threads(self._threads)
-        throttled = False
+        paused = False
         before = self._prompt_evals()
         chunks: Any = self._llama.create_chat_completion(
             messages=plain_messages(messages),  # type: ignore[arg-type]
@@ -72,9 +78,13 @@ class LlamaCppLLM(LLM):
                     first = False
                 if cancel.is_set():
                     break
-                if not throttled and self._yield_requested.is_set() and self._threads > 1:
-                    self._set_threads(max(1, self._threads // 2))
-                    throttled = True
+                if not paused and self._yield_requested.is_set():
+                    # Every core to the first audio: measured with `appliance bench` on 2 cores, pausing
+                    # here with Piper on both cores brought its first audio from ~250 to ~175 ms p50, where
+                    # dropping to one thread each did not; the rest of the reply is not late for it, as the
+                    # first piece plays for a second or more.
+                    self._resumed.wait(PAUSE_CEILING_S)
+                    paused = True
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
                     yield piece
@@ -122,6 +132,9 @@ class LlamaCppLLM(LLM):
 
     def yield_cpu(self) -> None:
         self._yield_requested.set()
+
+    def resume_cpu(self) -> None:
+        self._resumed.set()
 
     def _set_threads(self, threads: int) -> None:
         """Change llama.cpp's thread count; called only from the worker thread, between tokens."""
