@@ -95,6 +95,17 @@ def _print(result: dict[str, Any]) -> None:
             f"({raced['first_token_deadline_s']:g} s deadline): voice-to-voice {raced['v2v_ms']} ms, "
             f"{raced['extra_ms']} ms over local alone; answered by {sorted(set(raced['won_by'])) or 'nobody raced'}"
         )
+    if "first_audio" in listening:
+        first = listening["first_audio"]
+        ways = [(w, first[k]) for w, k in (("whole first sentence", "whole_sentence"), ("first piece cut", "cut"))]
+        print(
+            f"first audio ({first['answers']} answers, TTS alone): "
+            + "; ".join(
+                f"{w} p50 {_fmt(v['first_audio_ms']['p50'])} / p95 {_fmt(v['first_audio_ms']['p95'])} ms, "
+                f"heard back with {100 * v['word_error_rate']:.1f} % WER"
+                for w, v in ways
+            )
+        )
     if "stt" in listening:
         _print_stt(listening["stt"])
     if "wake_phrase" in listening:

@@ -29,7 +29,9 @@ async def say_command(args: argparse.Namespace, config: AppConfig) -> int:
     engines.check()
     tts = engines.tts()  # the whole chain, fallback and cloud included
     try:
-        chunker = SentenceChunker(first_piece_min_words=10_000, first_phrase_min_words=0)  # whole sentences: nothing waits
+        chunker = SentenceChunker(
+            first_piece_min_words=10_000, first_phrase_min_words=0
+        )  # whole sentences: nothing waits
         pieces = [*chunker.push(text), *chunker.flush()]
         chunks = [chunk for piece in pieces async for chunk in tts.synthesize(piece)]
     finally:

@@ -47,6 +47,11 @@ class SentenceChunker:
         self._buffer = ""
         self._emitted = 0
 
+    @classmethod
+    def whole_sentences(cls) -> SentenceChunker:
+        """No early first piece: for speech nobody is waiting on (a file written by `say`)."""
+        return cls(first_piece_min_words=10_000, first_phrase_min_words=0)
+
     def push(self, text: str) -> list[str]:
         self._buffer += text
         pieces: list[str] = []

@@ -65,6 +65,8 @@ def test_bench_reports_percentiles_memory_and_cpu(cli: Cli) -> None:
             "fallback",
             "--skip",
             "stt",
+            "--skip",
+            "first",
         ],
     )
     assert result.code == 0, result.stderr
@@ -150,13 +152,25 @@ def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> No
 
 
 def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
-    skips = ["--skip", "wake", "--skip", "tools", "--skip", "fallback", "--skip", "stt"]
+    skips = ["--skip", "wake", "--skip", "tools", "--skip", "fallback", "--skip", "stt", "--skip", "first"]
     result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
     listening = json.loads(result.stdout)["listening"]
     assert 0 < listening["idle_cpu_percent_of_one_core"] < 50
     assert listening["barge_in_reaction_ms"]["trials"] == 3
     assert 0 < listening["barge_in_reaction_ms"]["max"] < 400
+
+
+def test_bench_reports_first_audio_both_ways_and_how_well_each_is_heard(cli: Cli) -> None:
+    skips = [arg for measure in ("wake", "tools", "idle", "barge", "fallback", "stt") for arg in ("--skip", measure)]
+    result = cli("bench", "--questions", "1", "--json", *skips)
+    assert result.code == 0, result.stderr
+    first = json.loads(result.stdout)["listening"]["first_audio"]
+    assert first["answers"] == 12
+    for way in ("whole_sentence", "cut"):
+        assert 0 < first[way]["first_audio_ms"]["p50"] <= first[way]["first_audio_ms"]["p95"]
+        assert first[way]["word_error_rate"] <= 0.1  # the answers are heard back as said, cut or not
+    assert first["cut"]["word_error_rate"] <= first["whole_sentence"]["word_error_rate"] + 0.05
 
 
 def test_headless_run_loads_and_waits_until_terminated(models_dir: Path, tmp_path: Path) -> None:
@@ -182,7 +196,7 @@ def test_headless_run_loads_and_waits_until_terminated(models_dir: Path, tmp_pat
 
 
 def test_bench_reports_what_a_dead_or_offline_cloud_costs(cli: Cli) -> None:
-    skips = ["--skip", "wake", "--skip", "tools", "--skip", "idle", "--skip", "barge", "--skip", "stt"]
+    skips = [arg for measure in ("wake", "tools", "idle", "barge", "stt", "first") for arg in ("--skip", measure)]
     result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
     fallback = json.loads(result.stdout)["listening"]["fallback"]
