@@ -7,7 +7,11 @@ per second of speech on one core here), and the first piece is the one the user
 waits for. It ends at a comma after two words or more ("Of course,"), or at a
 phrase boundary after three: before a verb or a conjunction ("The boiling
 point of water | is 100 degrees"), where a speaker may pause anyway.
-Later pieces are whole sentences: they are made while the first one plays.
+Later pieces are whole sentences, made while the first one plays, unless a sentence runs past
+`max_piece_words`: then it is spoken in parts cut at its last comma or phrase boundary in reach
+(or, with none, after that many words). Piper's memory grows with the longest piece it has made and
+is kept (its onnxruntime arena): ~18 MB per second of speech here, so a 45-word sentence cost 164 MB
+and a 15-word one 45 MB.
 Decimals ("3.5") and common abbreviations ("Dr.") do not end a sentence.
 Markdown decoration is dropped: it is not meant to be heard.
 """
@@ -23,11 +27,14 @@ _PHRASE_OPENERS = frozenset(
     {
         *("is", "are", "was", "were", "will", "would", "can", "could", "should", "must", "might", "may"),
         *("has", "have", "had", "does", "did"),
-        *("and", "but", "or", "so", "because", "which", "who", "where", "when", "while", "if", "than"),
+        *("and", "but", "or", "so", "because", "which", "who", "where", "when", "while", "if", "than", "until"),
     }
 )
 """Words a first piece may stop before: a verb after its subject, a conjunction. Not prepositions ("the fun
 fact | about cats" breaks a noun phrase) nor articles."""
+_CLAUSE_OPENERS = frozenset({"but", "so", "because", "which", "who", "where", "when", "while", "if", "than", "until"})
+"""The phrase openers that open a clause: where a long sentence without a comma is best split."""
+_WHOLE_WORD = re.compile(r"\S+(?=\s)")
 _WORD_THEN_BREAK = re.compile(r"\s+([A-Za-z']+)(?=\s)")
 """A whole word with more to come after it: "so." ends a sentence, nothing is cut before it."""
 
@@ -38,11 +45,19 @@ def clean_for_speech(text: str) -> str:
 
 
 class SentenceChunker:
-    def __init__(self, first_piece_min_words: int = 2, min_chars: int = 2, first_phrase_min_words: int = 3) -> None:
+    def __init__(
+        self,
+        first_piece_min_words: int = 2,
+        min_chars: int = 2,
+        first_phrase_min_words: int = 3,
+        max_piece_words: int = 16,
+    ) -> None:
         """`first_piece_min_words`: words before a comma may end the first piece; `first_phrase_min_words`:
-        words before a phrase boundary may (0: never cut there)."""
+        words before a phrase boundary may (0: never cut there); `max_piece_words`: longer sentences are cut
+        (0: never)."""
         self.first_piece_min_words = first_piece_min_words
         self.first_phrase_min_words = first_phrase_min_words
+        self.max_piece_words = max_piece_words
         self.min_chars = min_chars
         self._buffer = ""
         self._emitted = 0
@@ -50,7 +65,7 @@ class SentenceChunker:
     @classmethod
     def whole_sentences(cls) -> SentenceChunker:
         """No early first piece: for speech nobody is waiting on (a file written by `say`)."""
-        return cls(first_piece_min_words=10_000, first_phrase_min_words=0)
+        return cls(first_piece_min_words=10_000, first_phrase_min_words=0, max_piece_words=0)
 
     def push(self, text: str) -> list[str]:
         self._buffer += text
@@ -66,6 +81,9 @@ class SentenceChunker:
     def flush(self) -> list[str]:
         """Whatever is left when the LLM is done, sentence end or not."""
         pieces: list[str] = []
+        while (cut := self._long_piece_cut()) is not None:
+            piece, self._buffer = self._buffer[:cut], self._buffer[cut:]
+            self._emit(piece, pieces)
         piece, self._buffer = self._buffer, ""
         self._emit(piece, pieces)
         return pieces
@@ -81,9 +99,27 @@ class SentenceChunker:
             if match.group(1) and self._is_false_end(match.start()):
                 continue
             return match.end()
-        if self._emitted == 0:
-            return self._first_piece_cut()
-        return None
+        if self._emitted == 0 and (cut := self._first_piece_cut()) is not None:
+            return cut
+        return self._long_piece_cut()
+
+    def _long_piece_cut(self) -> int | None:
+        """Where a sentence past `max_piece_words` whole words is cut, among those words and at least four in:
+        after its last comma, else before its last clause opener ("until", "because"), else before its last
+        "and" or "or", else before its last verb, else after those words."""
+        if self.max_piece_words <= 0:
+            return None
+        words = list(_WHOLE_WORD.finditer(self._buffer))
+        if len(words) <= self.max_piece_words:
+            return None
+        best: dict[int, int] = {}  # rank (lower is better) -> where
+        for index in range(4, self.max_piece_words + 1):
+            before, word = words[index - 1].group(), words[index].group().lower()
+            if before.endswith(","):
+                best[0] = words[index].start()
+            elif word in _PHRASE_OPENERS and before[-1:].isalnum():
+                best[1 if word in _CLAUSE_OPENERS else 2 if word in ("and", "or") else 3] = words[index].start()
+        return best[min(best)] if best else words[self.max_piece_words].start()
 
     def _first_piece_cut(self) -> int | None:
         """Where the first piece may end before its sentence does: the earliest comma or phrase boundary with

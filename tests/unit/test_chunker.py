@@ -87,6 +87,30 @@ def test_phrase_cuts_can_be_turned_off() -> None:
     assert [p for _, p in _stream(SentenceChunker(first_phrase_min_words=0), text)] == [text.strip()]
 
 
+def test_a_long_sentence_is_spoken_in_parts_cut_where_a_speaker_would_pause() -> None:
+    text = (
+        "To make tea, you will need to brew the tea by steeping it in hot water until it is smooth and "
+        "fragrant and then you can pour it into a big mug. "
+    )
+    pieces = [p for _, p in _stream(SentenceChunker(max_piece_words=14), text)]
+    assert pieces == [
+        "To make tea,",
+        "you will need to brew the tea by steeping it in hot water",  # before the clause opener "until"
+        "until it is smooth and fragrant",  # no comma, no clause opener: before the last "and", not "can"
+        "and then you can pour it into a big mug.",
+    ]
+    assert " ".join(pieces) == text.strip()
+
+
+def test_a_long_run_without_any_boundary_is_cut_after_the_most_words() -> None:
+    chunker = SentenceChunker(max_piece_words=5)
+    pieces = [p for _, p in _stream(chunker, "one two three four five six seven eight")] + chunker.flush()
+    assert pieces == ["one two three four five", "six seven eight"]
+    assert SentenceChunker.whole_sentences().push("one two three four five six seven eight nine ten. ") == [
+        "one two three four five six seven eight nine ten."
+    ]
+
+
 def test_later_pieces_do_not_end_at_a_comma() -> None:
     chunker = SentenceChunker()
     pieces = [p for _, p in _stream(chunker, "Well I think that, in the end, it will rain, sadly")]

@@ -26,6 +26,8 @@ _SENTENCE_END = re.compile(r"[.!?;:…][\"')\]]*\s*$")
 MID_SENTENCE_PAUSE_S = 0.05
 """Silence kept after a piece that ends mid-sentence: with the next piece's own lead-in (~0.05 s) a short
 phrase pause."""
+COMMA_PAUSE_S = 0.1
+"""...and after one that ends at a comma, a little longer, as a speaker pauses there."""
 
 
 def trim_trailing_silence(samples: Int16Array, sample_rate: int, keep_s: float = MID_SENTENCE_PAUSE_S) -> Int16Array:
@@ -79,7 +81,8 @@ class PiperTTS(TTS):
         if held is not None:
             # Piper ends every piece as if a sentence ended there (~0.15-0.2 s of silence); a piece cut
             # mid-sentence for an early first audio ("The capital of France | is Paris.") keeps a short pause.
-            yield AudioChunk(trim_trailing_silence(held.samples, held.sample_rate), held.sample_rate)
+            keep_s = COMMA_PAUSE_S if text.rstrip().endswith(",") else MID_SENTENCE_PAUSE_S
+            yield AudioChunk(trim_trailing_silence(held.samples, held.sample_rate, keep_s), held.sample_rate)
 
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         async for chunk in self._worker.stream(lambda cancel: self._synthesize(text, cancel)):
