@@ -5,13 +5,14 @@ through the file transport (the same timeline a sound card would give). Each
 question is followed by silence until the reply has played, as a person would
 wait. Reports p50/p95 of every latency field, engine load time, RSS after
 loading and at the end (peak), RSS growth over the turns, and CPU use. Then the
-measures of parts: idle CPU, barge-in, tool use, fallback, first audio (the short first
+measures of parts: idle CPU, barge-in, tool use, fallback, memory by engine, first audio (the short first
 piece against the whole first sentence: latency and WER), speech-to-text (the short
 window against the 30 s path: latency and WER) and the wake phrase.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from appliance.audio.wav import read_wav
 from appliance.bench.fallback import fallback_costs_ms
 from appliance.bench.first_audio import first_audio_bench
 from appliance.bench.listening import barge_in_reactions_ms, idle_cpu_percent
+from appliance.bench.memory import memory_by_engine
 from appliance.bench.stt_eval import SttBenchError, stt_bench
 from appliance.bench.tool_eval import evaluate_tools
 from appliance.bench.wake_eval import evaluate_wake
@@ -88,6 +90,8 @@ async def run_bench(
             listening["tool_use"] = (await evaluate_tools(appliance.providers.llm)).to_json()
         if "fallback" not in skip:
             listening["fallback"] = await fallback_costs_ms(config, questions[0])
+        if "memory" not in skip:
+            listening["memory_by_engine_mb"] = await asyncio.to_thread(memory_by_engine, config)
         if "first" not in skip:
             assert appliance.providers is not None
             listening["first_audio"] = await first_audio_bench(appliance.providers.tts, appliance.providers.stt)

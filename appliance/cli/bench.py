@@ -95,6 +95,16 @@ def _print(result: dict[str, Any]) -> None:
             f"({raced['first_token_deadline_s']:g} s deadline): voice-to-voice {raced['v2v_ms']} ms, "
             f"{raced['extra_ms']} ms over local alone; answered by {sorted(set(raced['won_by'])) or 'nobody raced'}"
         )
+    if "memory_by_engine_mb" in listening:
+        memory = listening["memory_by_engine_mb"]
+        parts = [
+            f"{stage} {v['warm']}" if "warm" in v else f"{stage} ({v['error']})"
+            for stage, v in memory["engines"].items()
+        ]
+        print(
+            f"memory by engine (each alone, warmed up, MB over {memory['process_before_engines']} MB "
+            f"of Python and imports): {', '.join(parts)}"
+        )
     if "first_audio" in listening:
         first = listening["first_audio"]
         ways = [(w, first[k]) for w, k in (("whole first sentence", "whole_sentence"), ("first piece cut", "cut"))]

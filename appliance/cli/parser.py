@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--skip",
         action="append",
-        choices=["idle", "barge", "wake", "tools", "fallback", "first", "stt"],
+        choices=["idle", "barge", "wake", "tools", "fallback", "memory", "first", "stt"],
         help="leave out a measure",
     )
     bench.add_argument(

@@ -67,6 +67,8 @@ def test_bench_reports_percentiles_memory_and_cpu(cli: Cli) -> None:
             "stt",
             "--skip",
             "first",
+            "--skip",
+            "memory",
         ],
     )
     assert result.code == 0, result.stderr
@@ -152,7 +154,7 @@ def test_an_unknown_agent_is_a_usage_error_naming_the_known_ones(cli: Cli) -> No
 
 
 def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
-    skips = ["--skip", "wake", "--skip", "tools", "--skip", "fallback", "--skip", "stt", "--skip", "first"]
+    skips = [arg for measure in ("wake", "tools", "fallback", "stt", "first", "memory") for arg in ("--skip", measure)]
     result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
     listening = json.loads(result.stdout)["listening"]
@@ -161,10 +163,15 @@ def test_bench_reports_idle_cpu_and_barge_in_reaction(cli: Cli) -> None:
     assert 0 < listening["barge_in_reaction_ms"]["max"] < 400
 
 
-def test_bench_reports_first_audio_both_ways_and_how_well_each_is_heard(cli: Cli) -> None:
+def test_bench_reports_memory_by_engine_and_first_audio_both_ways_and_how_well_each_is_heard(cli: Cli) -> None:
     skips = [arg for measure in ("wake", "tools", "idle", "barge", "fallback", "stt") for arg in ("--skip", measure)]
     result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
+    memory = json.loads(result.stdout)["listening"]["memory_by_engine_mb"]
+    assert memory["process_before_engines"] > 0
+    engines = memory["engines"]
+    assert set(engines) == {"vad", "stt", "llm", "tts"} and all(0 < engines[s]["warm"] < 400 for s in engines)
+    assert engines["vad"]["warm"] < engines["llm"]["warm"]  # a 135M-parameter LLM outweighs the VAD
     first = json.loads(result.stdout)["listening"]["first_audio"]
     assert first["answers"] == 12
     for way in ("whole_sentence", "cut"):
@@ -196,7 +203,9 @@ def test_headless_run_loads_and_waits_until_terminated(models_dir: Path, tmp_pat
 
 
 def test_bench_reports_what_a_dead_or_offline_cloud_costs(cli: Cli) -> None:
-    skips = [arg for measure in ("wake", "tools", "idle", "barge", "stt", "first") for arg in ("--skip", measure)]
+    skips = [
+        arg for measure in ("wake", "tools", "idle", "barge", "stt", "first", "memory") for arg in ("--skip", measure)
+    ]
     result = cli("bench", "--questions", "1", "--json", *skips)
     assert result.code == 0, result.stderr
     fallback = json.loads(result.stdout)["listening"]["fallback"]
