@@ -35,7 +35,9 @@ REQUEST = "set a timer for five minutes"
 ANSWER = "your timer is set for five minutes"
 """What the device's timer tool says ("Okay, your timer is set for 5 minutes."): the agent's own words, not a
 model's."""
-ANNOUNCEMENT = "Dinner is ready in the kitchen."
+ANNOUNCEMENT = "Dinner is ready in the kitchen, so come and eat while it is still warm."
+"""Long enough that one misheard word is not most of it: whisper-tiny heard "Dinner is" as "Danners" once on a
+loaded CI box, a third of a six-word announcement."""
 
 
 @pytest.fixture(scope="module")
