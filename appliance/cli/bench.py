@@ -45,6 +45,8 @@ async def _whole(args: argparse.Namespace, config: AppConfig) -> int:
         questions = questions[: args.questions]
     if not questions:
         raise OperationalError(f"no benchmark questions in {QUESTIONS_DIR}")
+    if args.turns > 0:
+        questions = [questions[turn % len(questions)] for turn in range(args.turns)]
     result = await run_bench(config, questions, frozenset(args.skip or ()), livekit=args.livekit, wyoming=args.wyoming)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--questions", type=int, default=0, help="use only the first N questions")
     bench.add_argument(
+        "--turns", type=int, default=0, help="a conversation of N turns, the questions asked again in order"
+    )
+    bench.add_argument(
         "--skip",
         action="append",
         choices=["idle", "barge", "wake", "tools", "fallback", "memory", "first", "stt"],
