@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from functools import cache
 from pathlib import Path
@@ -11,12 +12,29 @@ import numpy as np
 from appliance.agents.spoken import normalize
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.resample import resample
+from appliance.providers.local.piper_tts import PiperTTS
 from appliance.providers.local.whisper_stt import WhisperSTT
 
 
 @cache
 def whisper(models_dir: Path) -> WhisperSTT:
     return WhisperSTT(models_dir / "whisper-tiny.en", threads=2)
+
+
+@cache
+def piper(models_dir: Path) -> PiperTTS:
+    voice = models_dir / "piper-joe-medium"
+    return PiperTTS(voice / "en_US-joe-medium.onnx", voice / "en_US-joe-medium.onnx.json", threads=2)
+
+
+def piper_speech(models_dir: Path, text: str) -> AudioChunk:
+    """`text` in the packaged Piper voice, at the voice's own rate (one voice loaded per test process)."""
+
+    async def speak() -> AudioChunk:
+        chunks = [chunk async for chunk in piper(models_dir).synthesize(text)]
+        return AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
+
+    return asyncio.run(speak())
 
 
 def transcribe(models_dir: Path, audio: AudioChunk) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from appliance.audio.frames import AudioChunk
 from appliance.providers.base import ChatMessage, LLMOptions
 from appliance.providers.local.llama_llm import PAUSE_CEILING_S, LlamaCppLLM
-from appliance.providers.local.piper_tts import PiperTTS
+from tests.integration.speech_check import piper_speech
 
 STORY = [ChatMessage("user", "Tell me a long story about a cat who lives on a boat.")]
 
@@ -55,17 +55,10 @@ def trailing_quiet_s(audio: AudioChunk) -> float:
 
 
 def test_a_piece_cut_mid_sentence_ends_in_a_short_pause(models_dir: Path) -> None:
-    voice = models_dir / "piper-joe-medium"
-    tts = PiperTTS(voice / "en_US-joe-medium.onnx", voice / "en_US-joe-medium.onnx.json", threads=2)
-
-    async def say(text: str) -> AudioChunk:
-        chunks = [chunk async for chunk in tts.synthesize(text)]
-        return AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
-
-    async def both() -> tuple[AudioChunk, AudioChunk]:
-        return await say("The capital of France"), await say("The capital of France.")
-
-    cut, sentence = asyncio.run(both())
+    cut, sentence = (
+        piper_speech(models_dir, "The capital of France"),
+        piper_speech(models_dir, "The capital of France."),
+    )
     assert trailing_quiet_s(cut) <= 0.06
     assert trailing_quiet_s(sentence) >= 0.1  # a sentence end keeps its silence
     assert cut.duration >= 0.8  # the words are all there

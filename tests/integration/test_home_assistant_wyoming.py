@@ -10,7 +10,6 @@ Home Assistant's websocket API as its settings page does, and run as its voice d
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -23,13 +22,12 @@ import pytest
 
 from appliance.audio.frames import ENGINE_RATE, AudioChunk
 from appliance.audio.resample import resample
-from appliance.providers.local.piper_tts import PiperTTS
 from tests.fakes import silence
 from tests.integration.app_process import Appliance, launched
 from tests.integration.broker import mosquitto
 from tests.integration.home_assistant import HomeAssistant, hass_or_skip, wyoming_entry
 from tests.integration.pulse_rig import PulseRig, pulse_rig
-from tests.integration.speech_check import audible, overlap, transcribe, words
+from tests.integration.speech_check import audible, overlap, piper_speech, transcribe, words
 
 REQUEST = "set a timer for five minutes"
 ANSWER = "your timer is set for five minutes"
@@ -47,14 +45,7 @@ def hass_executable() -> Path:
 
 def spoken(models_dir: Path, text: str) -> AudioChunk:
     """`text` in the packaged Piper voice, 16 kHz."""
-    voice = models_dir / "piper-joe-medium"
-    tts = PiperTTS(voice / "en_US-joe-medium.onnx", voice / "en_US-joe-medium.onnx.json", threads=2)
-
-    async def speak() -> AudioChunk:
-        chunks = [chunk async for chunk in tts.synthesize(text)]
-        return AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
-
-    return resample(asyncio.run(speak()), ENGINE_RATE)
+    return resample(piper_speech(models_dir, text), ENGINE_RATE)
 
 
 class Home:

@@ -26,12 +26,11 @@ from wyoming.tts import Synthesize
 
 from appliance.audio.frames import AudioChunk
 from appliance.audio.wav import read_wav
-from appliance.providers.local.piper_tts import PiperTTS
 from tests.fakes import silence
 from tests.integration.app_process import Appliance
 from tests.integration.conftest import DATA
 from tests.integration.pulse_rig import PulseRig, pulse_rig
-from tests.integration.speech_check import overlap, transcribe, words
+from tests.integration.speech_check import overlap, piper_speech, transcribe, words
 
 LISTENING = re.compile(r"satellite: listening on 127\.0\.0\.1:(\d+)")
 QUESTION = "what is the capital of france"
@@ -47,14 +46,7 @@ def rig() -> Iterator[PulseRig]:
 @pytest.fixture(scope="module")
 def request_audio(models_dir: Path) -> AudioChunk:
     """The wake phrase and the question in one breath, in the packaged voice."""
-    voice = models_dir / "piper-joe-medium"
-    tts = PiperTTS(voice / "en_US-joe-medium.onnx", voice / "en_US-joe-medium.onnx.json", threads=2)
-
-    async def speak() -> AudioChunk:
-        chunks = [chunk async for chunk in tts.synthesize(f"Hey appliance, {QUESTION}?")]
-        return AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
-
-    return asyncio.run(speak())
+    return piper_speech(models_dir, f"Hey appliance, {QUESTION}?")
 
 
 def satellite(rig: PulseRig, models_dir: Path, pipeline: str, **env: str) -> tuple[Appliance, int]:

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.audio.frames import ENGINE_RATE, AudioChunk, Int16Array
+from appliance.audio.frames import ENGINE_RATE, Int16Array
 from appliance.audio.resample import resample
-from appliance.providers.local.piper_tts import PiperTTS
 from appliance.voice.remote import wake_phrase_cutter
-from tests.integration.speech_check import overlap, whisper, words
+from tests.integration.speech_check import overlap, piper_speech, whisper, words
 
 REQUESTS = [
     "what is the capital of France",
@@ -32,14 +31,7 @@ LEAD = np.zeros(int(0.3 * ENGINE_RATE), dtype=np.int16)
 
 
 def spoken(models_dir: Path, text: str) -> Int16Array:
-    voice = models_dir / "piper-joe-medium"
-    tts = PiperTTS(voice / "en_US-joe-medium.onnx", voice / "en_US-joe-medium.onnx.json", threads=2)
-
-    async def speak() -> AudioChunk:
-        chunks = [chunk async for chunk in tts.synthesize(text)]
-        return AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
-
-    return np.concatenate([LEAD, resample(asyncio.run(speak()), ENGINE_RATE).samples])
+    return np.concatenate([LEAD, resample(piper_speech(models_dir, text), ENGINE_RATE).samples])
 
 
 def test_the_cut_leaves_each_request_whole_and_no_wake_phrase(models_dir: Path) -> None:
